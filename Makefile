@@ -1,0 +1,36 @@
+# The two commands a new user needs (see README): `make run` and `make test`.
+# Both install first; installing is idempotent (a stamp file tracks pyproject + lock).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+
+.PHONY: install run test test-all lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "coldrec needs Python 3.11, found " + sys.version' 
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	# torch first, pinned: pip takes the CPU wheel (uv/poetry would pull a multi-GB CUDA build)
+	$(BIN)/python -m pip install --quiet -c requirements.lock torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+# The main job: today it prepares the default dataset and prints its summary.
+run: install
+	$(BIN)/coldrec data prepare
+
+# Unit + integration tiers; `make test-all` adds the slow tier.
+test: install
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-all: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,79 @@
+"""Stage ``prepare``: raw files -> canonical Parquet; and the one way every stage gets its data.
+
+CLI, DAG task and DVC stage all call :func:`prepare`; every data-taking command calls
+:func:`load_source` so that ``--dataset NAME`` and ``--events/--items/--users`` mean the same
+thing everywhere.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from coldrec import datasets
+from coldrec.config import load_params, settings
+from coldrec.dataset import Dataset, from_files, load_prepared, save
+from coldrec.errors import ColdrecError
+
+
+def _params_for(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    section = datasets.PARAM_SECTIONS.get(name)
+    return ((params.get("data") or {}).get(section) or {}) if section else {}
+
+
+def default_dataset(params: dict[str, Any] | None = None) -> str:
+    params = params if params is not None else load_params()
+    return (params.get("data") or {}).get("default_dataset", "online-retail")
+
+
+def _check_choice(dataset: str | None, events: str | Path | None, items: str | Path | None,
+                  users: str | Path | None) -> None:
+    if dataset and (events or items or users):
+        raise ColdrecError("give either --dataset NAME or --events/--items [--users], not both")
+    if (events is None) != (items is None):
+        raise ColdrecError("--events and --items go together: a dataset needs both tables")
+    if users and not events:
+        raise ColdrecError("--users needs --events and --items as well")
+
+
+def build(dataset: str | None = None, events: str | Path | None = None, items: str | Path | None = None,
+          users: str | Path | None = None, data_dir: str | Path | None = None,
+          params: dict[str, Any] | None = None) -> Dataset:
+    """Canonical tables from a shipped dataset's raw files or from the user's own files."""
+    _check_choice(dataset, events, items, users)
+    params = params if params is not None else load_params()
+    if events:
+        return from_files(events, items, users)
+    return datasets.build_named(dataset or default_dataset(params), data_dir=data_dir, params=params)
+
+
+def prepare(dataset: str | None = None, events: str | Path | None = None, items: str | Path | None = None,
+            users: str | Path | None = None, out: str | Path | None = None, data_dir: str | Path | None = None,
+            params: dict[str, Any] | None = None) -> tuple[Dataset, Path]:
+    """Build the canonical tables and write them atomically to ``out`` (default ``data/<name>``)."""
+    params = params if params is not None else load_params()
+    ds = build(dataset, events, items, users, data_dir, params)
+    ds.report["params"] = _params_for(ds.name, params)
+    target = Path(out) if out else settings().data_dir / ds.name
+    return ds, save(ds, target)
+
+
+def load_source(dataset: str | None = None, events: str | Path | None = None, items: str | Path | None = None,
+                users: str | Path | None = None, data_dir: str | Path | None = None,
+                params: dict[str, Any] | None = None) -> Dataset:
+    """The dataset a command works on: own files as given, or a shipped dataset, prepared on
+    first use and re-prepared when its cleaning params changed since."""
+    _check_choice(dataset, events, items, users)
+    params = params if params is not None else load_params()
+    if events:
+        return from_files(events, items, users)
+    name = dataset or default_dataset(params)
+    datasets.spec(name)  # unknown names fail here, before any I/O
+    prepared = settings().data_dir / name
+    manifest = prepared / "manifest.json"
+    if manifest.exists() and data_dir is None:
+        recorded = json.loads(manifest.read_text(encoding="utf-8")).get("cleaning", {}).get("params")
+        if recorded == _params_for(name, params):
+            return load_prepared(prepared, name=name)
+    ds, _ = prepare(dataset=name, data_dir=data_dir, params=params)
+    return ds

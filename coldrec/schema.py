@@ -1,0 +1,242 @@
+"""The canonical data contract: three tables every stage reads, whatever the data's origin.
+
+events  user_id (str), item_id (str; may be empty only for ``search``), event_type (one of
+        EVENT_TYPES), timestamp (UTC), value (float, optional: quantity / rating),
+        query (str, optional: the text of a search event)
+items   item_id, title; optional description, category, brand, price; extra columns are kept
+        as text (they feed the item text template)
+users   user_id + any attributes (optional table)
+
+Structural checks live here (columns, types, parseability) and fail fast with a message that
+names file, column and first bad row. Statistical quality (duplicates, freshness, referential
+integrity) is the job of the Great Expectations gate in ``expectations/``.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import lzma
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from coldrec.errors import DataError
+
+EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase", "search", "rate")
+
+EVENT_COLUMNS = ["user_id", "item_id", "event_type", "timestamp", "value", "query"]
+EVENT_REQUIRED = ["user_id", "item_id", "event_type", "timestamp"]
+ITEM_CORE = ["item_id", "title", "description", "category", "brand", "price"]
+ITEM_REQUIRED = ["item_id", "title"]
+USER_REQUIRED = ["user_id"]
+
+_SUFFIXES = (".csv", ".csv.gz", ".csv.xz", ".parquet", ".pq")
+
+
+def _open_bytes(path: Path) -> bytes:
+    name = path.name.lower()
+    if name.endswith(".xz"):
+        return lzma.decompress(path.read_bytes())
+    if name.endswith(".gz"):
+        return gzip.decompress(path.read_bytes())
+    return path.read_bytes()
+
+
+def _where(source: str, column: str | None, row: int | None, is_csv: bool) -> str:
+    """``file: column 'x', row 3 (line 4)``; rows count data rows from 1, lines include the header."""
+    parts = [source]
+    if column is not None:
+        parts.append(f"column '{column}'")
+    if row is not None:
+        parts.append(f"row {row + 1}" + (f" (line {row + 2})" if is_csv else ""))
+    return ", ".join(parts)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV (optionally .gz/.xz) or Parquet file as-is; refuse empty or non-UTF-8 files.
+
+    CSV values are read as text (nothing guessed); empty cells become missing values. The
+    frame carries ``attrs['source']`` and ``attrs['is_csv']`` so later checks can name the file.
+    """
+    path = Path(path)
+    src = str(path)
+    if not path.exists():
+        raise DataError(f"{src}: file not found")
+    if path.is_dir():
+        raise DataError(f"{src}: is a directory, expected a CSV or Parquet file")
+    name = path.name.lower()
+    if not name.endswith(_SUFFIXES):
+        raise DataError(f"{src}: unsupported file type (expected one of {', '.join(_SUFFIXES)})")
+    if path.stat().st_size == 0:
+        raise DataError(f"{src}: file is empty")
+    is_csv = ".csv" in name
+    if is_csv:
+        raw = _open_bytes(path)
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise DataError(
+                f"{src}: line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start});"
+                " re-encode the file as UTF-8"
+            ) from None
+        if not text.strip():
+            raise DataError(f"{src}: file is empty")
+        try:
+            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{src}: malformed CSV: {exc}") from None
+    else:
+        try:
+            df = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for a corrupt file
+            raise DataError(f"{src}: not a readable Parquet file: {exc}") from None
+    df.attrs["source"] = src
+    df.attrs["is_csv"] = is_csv
+    if df.empty:
+        raise DataError(f"{src}: has a header but no rows")
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
+def _require_columns(df: pd.DataFrame, required: list[str], table: str) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        have = ", ".join(df.columns)
+        raise DataError(
+            f"{df.attrs.get('source', table)}: missing required column(s) {', '.join(repr(m) for m in missing)}"
+            f" for the {table} table (found: {have})"
+        )
+
+
+def _first_bad(mask: pd.Series) -> int:
+    return int(np.flatnonzero(mask.to_numpy())[0])
+
+
+def _id_column(df: pd.DataFrame, column: str, allow_missing: pd.Series | None = None) -> pd.Series:
+    """Ids as clean strings: integers stay integers ('17850', not '17850.0'); blanks are errors."""
+    col = df[column]
+    if pd.api.types.is_float_dtype(col):
+        ints = col.dropna()
+        if (ints == ints.round()).all():
+            col = col.astype("Int64")
+    out = col.astype("string").str.strip()
+    missing = out.isna() | (out == "")
+    if allow_missing is not None:
+        missing &= ~allow_missing
+    if missing.any():
+        raise DataError(f"{_where(df.attrs['source'], column, _first_bad(missing), df.attrs['is_csv'])}: empty id")
+    return out.astype(object).where(out.notna() & (out != ""), None)
+
+
+def _timestamps(df: pd.DataFrame, column: str) -> pd.Series:
+    """UTC timestamps from datetimes, ISO-8601 text (naive = UTC) or Unix epoch seconds."""
+    col = df[column]
+    src, is_csv = df.attrs["source"], df.attrs["is_csv"]
+    if pd.api.types.is_datetime64_any_dtype(col):
+        ts = col.dt.tz_localize("UTC") if col.dt.tz is None else col.dt.tz_convert("UTC")
+    elif pd.api.types.is_numeric_dtype(col):
+        ts = pd.to_datetime(col, unit="s", utc=True, errors="coerce")
+    else:
+        text = col.astype("string").str.strip()
+        numeric = text.str.fullmatch(r"\d{9,11}(\.\d+)?").fillna(False).astype(bool)
+        ts = pd.Series(pd.NaT, index=col.index, dtype="datetime64[ns, UTC]")
+        if numeric.any():
+            ts[numeric] = pd.to_datetime(text[numeric].astype(float), unit="s", utc=True)
+        rest = ~numeric & text.notna()
+        if rest.any():
+            ts[rest] = pd.to_datetime(text[rest], utc=True, errors="coerce", format="ISO8601")
+    bad = ts.isna()
+    if bad.any():
+        i = _first_bad(bad)
+        raw = col.iloc[i]
+        what = "missing timestamp" if pd.isna(raw) or str(raw).strip() == "" else f"cannot parse {str(raw)!r} as a timestamp"
+        raise DataError(f"{_where(src, column, i, is_csv)}: {what} (expected ISO-8601 or Unix seconds)")
+    return ts.astype("datetime64[ns, UTC]")
+
+
+def _numbers(df: pd.DataFrame, column: str) -> pd.Series:
+    col = df[column]
+    num = pd.to_numeric(col, errors="coerce")
+    bad = num.isna() & col.notna()
+    if bad.any():
+        i = _first_bad(bad)
+        raise DataError(
+            f"{_where(df.attrs['source'], column, i, df.attrs['is_csv'])}: {col.iloc[i]!r} is not a number"
+        )
+    return num.astype("float64")
+
+
+def _text(col: pd.Series) -> pd.Series:
+    out = col.astype("string").str.strip()
+    return out.astype(object).where(out.notna() & (out != ""), None)
+
+
+def canonical_events(df: pd.DataFrame) -> pd.DataFrame:
+    """Check and coerce an events table to the contract; first violation raises DataError."""
+    df = df.reset_index(drop=True)
+    _require_columns(df, EVENT_REQUIRED, "events")
+    src, is_csv = df.attrs["source"], df.attrs["is_csv"]
+    etype = df["event_type"].astype("string").str.strip().str.lower()
+    unknown = ~etype.isin(EVENT_TYPES) | etype.isna()
+    if unknown.any():
+        i = _first_bad(unknown)
+        raise DataError(
+            f"{_where(src, 'event_type', i, is_csv)}: unknown event type {df['event_type'].iloc[i]!r}"
+            f" (allowed: {', '.join(EVENT_TYPES)})"
+        )
+    is_search = (etype == "search").to_numpy()
+    out = pd.DataFrame(
+        {
+            "user_id": _id_column(df, "user_id"),
+            "item_id": _id_column(df, "item_id", allow_missing=pd.Series(is_search, index=df.index)),
+            "event_type": etype.astype(object),
+            "timestamp": _timestamps(df, "timestamp"),
+            "value": _numbers(df, "value") if "value" in df.columns else np.nan,
+            "query": _text(df["query"]) if "query" in df.columns else None,
+        }
+    )
+    out["value"] = out["value"].astype("float64")
+    out["query"] = out["query"].astype(object)
+    out = out.sort_values(["timestamp", "user_id"], kind="stable").reset_index(drop=True)
+    out.attrs.clear()
+    return out
+
+
+def canonical_items(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.reset_index(drop=True)
+    _require_columns(df, ITEM_REQUIRED, "items")
+    src, is_csv = df.attrs["source"], df.attrs["is_csv"]
+    ids = _id_column(df, "item_id")
+    dup = ids.duplicated()
+    if dup.any():
+        i = _first_bad(dup)
+        raise DataError(f"{_where(src, 'item_id', i, is_csv)}: duplicate item id {ids.iloc[i]!r}")
+    out = pd.DataFrame({"item_id": ids})
+    title = _text(df["title"])
+    out["title"] = title.fillna("")
+    for col in ("description", "category", "brand"):
+        out[col] = _text(df[col]) if col in df.columns else None
+    out["price"] = _numbers(df, "price") if "price" in df.columns else np.nan
+    for col in df.columns:
+        if col not in out.columns:
+            out[col] = _text(df[col])  # extra text columns, kept for the item text template
+    out.attrs.clear()
+    return out
+
+
+def canonical_users(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.reset_index(drop=True)
+    _require_columns(df, USER_REQUIRED, "users")
+    ids = _id_column(df, "user_id")
+    dup = ids.duplicated()
+    if dup.any():
+        i = _first_bad(dup)
+        raise DataError(f"{_where(df.attrs['source'], 'user_id', i, df.attrs['is_csv'])}: duplicate user id {ids.iloc[i]!r}")
+    out = pd.DataFrame({"user_id": ids})
+    for col in df.columns:
+        if col != "user_id":
+            out[col] = _text(df[col])
+    out.attrs.clear()
+    return out
