@@ -90,6 +90,40 @@ def data_prepare(
     console.print(f"wrote [bold]{path}[/] (fingerprint {ds.fingerprint()})")
 
 
+@app.command("evaluate")
+@user_errors
+def evaluate_cmd(
+    dataset: Optional[str] = DatasetOpt,
+    events: Optional[Path] = EventsOpt,
+    items: Optional[Path] = ItemsOpt,
+    users: Optional[Path] = UsersOpt,
+    data_dir: Optional[Path] = DataDirOpt,
+    split: Optional[str] = typer.Option(None, "--split", help="time (cold-start users after a cutoff, default) | users (held-out users) | warm (leave-last-out)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default: params.yaml seed)."),
+    methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods (default: all in params.yaml)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: reports/evaluation/<dataset>/<split>)."),
+) -> None:
+    """Cold-start benchmark: fit every method on the split's training part, rank the full catalogue
+    for each test user after revealing k items, write metrics.json + report.html + a plot."""
+    from coldrec.config import load_params
+    from coldrec.prepare import load_source
+    from training.evaluation.evaluate import evaluate
+    from training.evaluation.report import console_table
+
+    params = load_params()
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    if chosen is not None:
+        from training import methods as registry
+
+        unknown = [m for m in chosen if m not in registry.available()]
+        if unknown:
+            raise ColdrecError(f"--methods: unknown {', '.join(unknown)} (available: {', '.join(registry.available())})")
+    ds = load_source(dataset, events, items, users, data_dir, params)
+    doc = evaluate(ds, params, out_dir=out, split=split, seed=seed, methods=chosen)
+    console.print(console_table(doc))
+    console.print(f"wrote [bold]{doc['out_dir']}[/]/metrics.json, report.html, ndcg_vs_k.png")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
 

@@ -1,0 +1,66 @@
+"""The method contract every recommender honours (baselines, peers, the zero-shot encoder)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coldrec.recommender import Profile, TrainData
+from training import methods
+from tests.conftest import make_items
+
+ALL = ["popularity", "item_knn", "zero_shot", "implicit_als", "implicit_bpr", "lightfm"]
+PARAMS = {"methods": {"implicit_bpr": {"iterations": 20}, "lightfm": {"epochs": 3}}}
+
+
+@pytest.fixture(scope="module")
+def train():
+    rows = []
+    for u in range(30):
+        for j in range(5):
+            rows.append((f"u{u}", f"i{(u % 2) + 2 * ((u + j) % 4)}", "purchase", pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=u * 10 + j)))
+    ev = pd.DataFrame(rows, columns=["user_id", "item_id", "event_type", "timestamp"])
+    return TrainData.build(ev, make_items(8), seed=1)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_scores_whole_catalogue_and_recommends_unseen_items(train, name):
+    m = methods.make(name, PARAMS).fit(train)
+    profiles = [Profile(items=["i0", "i2"]), Profile(), Profile(items=["no-such-item"])]
+    s = m.score(profiles)
+    assert s.shape == (3, train.n_items) and np.isfinite(s).all()
+    np.testing.assert_allclose(s[1], train.popularity())  # no signal: popularity fallback
+    np.testing.assert_allclose(s[2], train.popularity())  # unknown ids are ignored, not a crash
+    recs = m.recommend(Profile(items=["i0", "i2"]), n=4)
+    ids = [r.item_id for r in recs]
+    assert len(ids) == 4 and not {"i0", "i2"} & set(ids)
+    assert all(r.reason for r in recs)
+
+
+@pytest.mark.parametrize("name", ["implicit_als", "implicit_bpr", "lightfm"])
+def test_seeded_fit_is_reproducible(train, name):
+    a = methods.make(name, PARAMS).fit(train).score([Profile(items=["i1"])])
+    b = methods.make(name, PARAMS).fit(train).score([Profile(items=["i1"])])
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_item_knn_follows_co_occurrence(train):
+    m = methods.make("item_knn", {}).fit(train)
+    s = m.score([Profile(items=["i0"])])[0]
+    even = [train.item_index[f"i{i}"] for i in (2, 4, 6)]
+    odd = [train.item_index[f"i{i}"] for i in (1, 3, 5, 7)]
+    assert s[even].min() > s[odd].max()  # even-item buyers never buy odd items
+
+
+def test_zero_shot_reads_a_query_without_items(train):
+    m = methods.make("zero_shot", {}).fit(train)
+    s = m.score([Profile(query="a fine garden thing")])[0]
+    best = train.item_ids[int(np.argmax(s))]
+    assert train.items.set_index("item_id").loc[best, "category"] == "garden"
+
+
+def test_unknown_method_is_a_clear_error():
+    from coldrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown method 'magic'"):
+        methods.make("magic", {})

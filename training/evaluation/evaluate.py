@@ -1,0 +1,151 @@
+"""Stage ``evaluate``: fit every method on a split's training part and rank the full catalogue
+for each test user; write ``metrics.json`` (tidy rows), ``report.html`` and ``ndcg_vs_k.png``.
+
+Every method, the product's own included, is fit here with ``params.yaml`` defaults, so the
+table on a dataset nobody has seen before is an honest side-by-side.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from coldrec.config import settings
+from coldrec.dataset import Dataset, atomic_dir
+from coldrec.recommender import Recommender, TrainData
+from training import methods as method_registry
+from training.evaluation.metrics import bootstrap_ci, top_n, user_metrics
+from training.evaluation.splits import Split, make_split
+
+CUTOFFS = (10, 20)
+BATCH = 256
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def split_for(ds: Dataset, params: dict[str, Any], split: str | None = None, seed: int | None = None) -> Split:
+    ep = params.get("evaluation") or {}
+    split = split or ep.get("split", "time")
+    seed = int(seed if seed is not None else params.get("seed", 42))
+    return make_split(ds.events, split, list(ep.get("ks", [0, 1, 3, 5])), cutoff=(ep.get("time_cutoff") or {}).get(ds.name),
+                      holdout=float(ep.get("user_holdout", 0.2)), seed=seed, max_users=ep.get("max_test_users"),
+                      dataset=ds.name)
+
+
+def score_method(model: Recommender, split: Split, train: TrainData, n_boot: int, seed: int) -> list[dict[str, Any]]:
+    """Tidy metric rows for one fitted method over every k of the split."""
+    rows: list[dict[str, Any]] = []
+    cold_idx = np.array(train.known(sorted(split.cold_items)), dtype=np.int64)
+    for k, cases in split.cases.items():
+        per_user: dict[str, list[float]] = {f"{m}@{n}": [] for n in CUTOFFS for m in ("ndcg", "recall", "hit", "mrr")}
+        shown: dict[int, set[int]] = {n: set() for n in CUTOFFS}
+        cold_slots = cold_hits = cold_targets = slots = 0
+        for start in range(0, len(cases), BATCH):
+            batch = cases[start:start + BATCH]
+            scores = model.score([c.profile for c in batch])
+            for case, s in zip(batch, scores):
+                targets = np.array(train.known(case.targets), dtype=np.int64)
+                if len(targets) == 0:
+                    continue
+                excluded = np.array(train.known(case.profile.items + case.exclude), dtype=np.int64)
+                ranked = top_n(s, targets, max(CUTOFFS), excluded)
+                for n in CUTOFFS:
+                    um = user_metrics(ranked, targets, n)
+                    for m in ("ndcg", "recall", "hit", "mrr"):
+                        per_user[f"{m}@{n}"].append(getattr(um, m))
+                    shown[n].update(ranked[:n].tolist())
+                top10 = ranked[:10]
+                slots += len(top10)
+                cold_slots += int(np.isin(top10, cold_idx).sum())
+                cold_t = targets[np.isin(targets, cold_idx)]
+                cold_targets += len(cold_t)
+                cold_hits += int(np.isin(cold_t, top10).sum())
+        n_users = len(per_user["ndcg@10"])
+        if n_users == 0:
+            continue
+        for metric, values in per_user.items():
+            ci = list(bootstrap_ci(np.array(values), n_boot, seed)) if metric == "ndcg@10" else None
+            rows.append({"method": model.name, "k": k, "metric": metric, "value": float(np.mean(values)),
+                         "n_users": n_users, "ci95": ci})
+        for n in CUTOFFS:
+            rows.append({"method": model.name, "k": k, "metric": f"coverage@{n}", "value": len(shown[n]) / train.n_items,
+                         "n_users": n_users, "ci95": None})
+        rows.append({"method": model.name, "k": k, "metric": "cold_item_share@10", "value": cold_slots / max(slots, 1),
+                     "n_users": n_users, "ci95": None})
+        rows.append({"method": model.name, "k": k, "metric": "cold_item_recall@10",
+                     "value": cold_hits / cold_targets if cold_targets else 0.0, "n_users": n_users, "ci95": None,
+                     "n_targets": cold_targets})
+    return rows
+
+
+def overall(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per method and metric: the user-weighted mean over k >= 1 (every revealed-history case)."""
+    out = []
+    keys = sorted({(r["method"], r["metric"]) for r in rows if r["k"] >= 1 and not r["metric"].startswith(("coverage", "cold"))})
+    for method, metric in keys:
+        sel = [r for r in rows if r["method"] == method and r["metric"] == metric and r["k"] >= 1]
+        n = sum(r["n_users"] for r in sel)
+        out.append({"method": method, "metric": metric, "value": sum(r["value"] * r["n_users"] for r in sel) / n, "n_cases": n})
+    return out
+
+
+def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = None, split: str | None = None,
+             seed: int | None = None, methods: list[str] | None = None,
+             extra_methods: dict[str, Callable[[], Recommender]] | None = None,
+             on_method: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+    """Run the protocol; returns the metrics document (also written to ``out_dir``)."""
+    ep = params.get("evaluation") or {}
+    seed = int(seed if seed is not None else params.get("seed", 42))
+    seed_everything(seed)
+    s = split_for(ds, params, split, seed)
+    train = TrainData.build(s.train_events, ds.items, seed=seed)
+    names = methods or list(ep.get("methods") or method_registry.available())
+    extra = extra_methods or {}
+    factories: dict[str, Callable[[], Recommender]] = {
+        n: extra.get(n) or (lambda n=n: method_registry.make(n, params)) for n in names}
+    factories.update({n: f for n, f in extra.items() if n not in factories})
+    rows: list[dict[str, Any]] = []
+    timing: dict[str, dict[str, float]] = {}
+    n_boot = int(ep.get("bootstrap", 1000))
+    for name, factory in (bar := tqdm(factories.items(), desc=f"evaluate {ds.name}/{s.name}", unit="method")):
+        bar.set_postfix_str(name)
+        t0 = time.perf_counter()
+        model = factory().fit(train)
+        model.name = name
+        t1 = time.perf_counter()
+        rows += score_method(model, s, train, n_boot, seed)
+        timing[name] = {"fit_s": round(t1 - t0, 2), "score_s": round(time.perf_counter() - t1, 2)}
+        if on_method:
+            on_method(name, time.perf_counter() - t0)
+    doc = {
+        "dataset": ds.name,
+        "split": s.name,
+        "seed": seed,
+        "split_info": {**s.info, "cold_items": len(s.cold_items), "catalogue": train.n_items,
+                       "cases_per_k": {str(k): len(v) for k, v in s.cases.items()}},
+        "results": rows,
+        "overall": overall(rows),
+        "timing": timing,
+    }
+    target = Path(out_dir) if out_dir else settings().root / "reports" / "evaluation" / ds.name / s.name
+    from training.evaluation.report import write_report
+
+    with atomic_dir(target) as tmp:
+        (tmp / "metrics.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        write_report(doc, tmp)
+    doc["out_dir"] = str(target)
+    return doc

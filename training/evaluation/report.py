@@ -1,0 +1,113 @@
+"""Human-facing views of a metrics document: a console table, a PNG plot, an HTML page."""
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+TABLE_METRICS = ("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "recall@20", "coverage@10",
+                 "cold_item_share@10", "cold_item_recall@10")
+
+
+def _pivot(doc: dict[str, Any], metric: str) -> tuple[list[str], list[int], dict[tuple[str, int], dict[str, Any]]]:
+    rows = [r for r in doc["results"] if r["metric"] == metric]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    ks = sorted({r["k"] for r in rows})
+    return methods, ks, {(r["method"], r["k"]): r for r in rows}
+
+
+def plot_ndcg(doc: dict[str, Any], path: Path) -> None:
+    methods, ks, cell = _pivot(doc, "ndcg@10")
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for m in methods:
+        xs = [k for k in ks if (m, k) in cell]
+        ys = [cell[(m, k)]["value"] for k in xs]
+        lo = [cell[(m, k)]["value"] - cell[(m, k)]["ci95"][0] for k in xs]
+        hi = [cell[(m, k)]["ci95"][1] - cell[(m, k)]["value"] for k in xs]
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=m)
+    ax.set_xlabel("revealed items k")
+    ax.set_ylabel("NDCG@10 (95% bootstrap CI)")
+    ax.set_xticks(ks)
+    ax.set_title(f"{doc['dataset']} - {doc['split']} split")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def console_table(doc: dict[str, Any]):
+    from rich.table import Table
+
+    methods, ks, cell = _pivot(doc, "ndcg@10")
+    _, _, rec = _pivot(doc, "recall@10")
+    t = Table(title=f"{doc['dataset']} / {doc['split']} split - NDCG@10 [95% CI] (Recall@10), n users per k")
+    t.add_column("method")
+    for k in ks:
+        n = next((cell[(m, k)]["n_users"] for m in methods if (m, k) in cell), 0)
+        t.add_column(f"k={k} (n={n})", justify="right")
+    t.add_column("fit+score s", justify="right")
+    best = {k: max((cell[(m, k)]["value"] for m in methods if (m, k) in cell), default=None) for k in ks}
+    for m in methods:
+        cells = []
+        for k in ks:
+            if (m, k) not in cell:
+                cells.append("-")
+                continue
+            c = cell[(m, k)]
+            txt = f"{c['value']:.4f} [{c['ci95'][0]:.3f},{c['ci95'][1]:.3f}] ({rec[(m, k)]['value']:.3f})"
+            cells.append(f"[bold]{txt}[/]" if c["value"] == best[k] else txt)
+        tm = doc.get("timing", {}).get(m, {})
+        cells.append(f"{tm.get('fit_s', 0) + tm.get('score_s', 0):.1f}")
+        t.add_row(m, *cells)
+    return t
+
+
+def markdown_table(doc: dict[str, Any]) -> str:
+    """NDCG@10 per method x k with n users - for closing notes and PR comments."""
+    methods, ks, cell = _pivot(doc, "ndcg@10")
+    head = "| method | " + " | ".join(f"k={k} (n={next((cell[(m, k)]['n_users'] for m in methods if (m, k) in cell), 0)})"
+                                       for k in ks) + " |"
+    lines = [head, "|---" * (len(ks) + 1) + "|"]
+    for m in methods:
+        vals = [f"{cell[(m, k)]['value']:.4f} [{cell[(m, k)]['ci95'][0]:.3f}, {cell[(m, k)]['ci95'][1]:.3f}]"
+                if (m, k) in cell else "-" for k in ks]
+        lines.append(f"| {m} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def write_report(doc: dict[str, Any], out_dir: Path) -> None:
+    png = out_dir / "ndcg_vs_k.png"
+    plot_ndcg(doc, png)
+    img = base64.b64encode(png.read_bytes()).decode()
+    parts = [f"<h1>coldrec evaluation: {html.escape(doc['dataset'])} / {html.escape(doc['split'])} split</h1>",
+             f"<p>seed {doc['seed']}; split {html.escape(str(doc['split_info']))}</p>",
+             f'<img alt="NDCG@10 vs k" src="data:image/png;base64,{img}">']
+    for metric in TABLE_METRICS:
+        methods, ks, cell = _pivot(doc, metric)
+        if not methods:
+            continue
+        parts.append(f"<h2>{metric}</h2><table><tr><th>method</th>" + "".join(f"<th>k={k}</th>" for k in ks) + "</tr>")
+        for m in methods:
+            tds = []
+            for k in ks:
+                c = cell.get((m, k))
+                if not c:
+                    tds.append("<td>-</td>")
+                    continue
+                ci = f" [{c['ci95'][0]:.3f}, {c['ci95'][1]:.3f}]" if c.get("ci95") else ""
+                tds.append(f"<td>{c['value']:.4f}{ci}<br><small>n={c['n_users']}</small></td>")
+            parts.append(f"<tr><td>{html.escape(m)}</td>{''.join(tds)}</tr>")
+        parts.append("</table>")
+    parts.append("<h2>time (s)</h2><table><tr><th>method</th><th>fit</th><th>score</th></tr>" + "".join(
+        f"<tr><td>{html.escape(m)}</td><td>{t['fit_s']}</td><td>{t['score_s']}</td></tr>" for m, t in doc["timing"].items())
+        + "</table>")
+    style = "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style>"
+    (out_dir / "report.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'>{style}</head><body>"
+                                         + "\n".join(parts) + "</body></html>", encoding="utf-8")

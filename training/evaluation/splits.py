@@ -1,0 +1,141 @@
+"""Evaluation splits. Each returns the training events and, per reveal size k, the test cases.
+
+- ``time``  (cold-start users, default): train = events before the cutoff; test users are those
+  whose *first* event is on/after it, so no test user appears in training.
+- ``users`` (cold-start users): a seeded random share of users is held out entirely; for data
+  whose timestamps are only an ordering.
+- ``warm``  (reference): each user's last new item is held out; the profile is the k most recent
+  items before it, and the user's whole history is excluded from the ranking.
+
+For cold-start splits a test user's distinct items, in order of first interaction, are split
+into the first k (revealed) and the rest (targets). k = 0 reveals nothing but the user's first
+search query, where the data has one. Users with no target left for a k are not counted at it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from coldrec.errors import ColdrecError
+from coldrec.recommender import Profile
+
+SPLITS = ("time", "users", "warm")
+
+
+@dataclass
+class Case:
+    user_id: str
+    profile: Profile
+    targets: list[str]
+    exclude: list[str] = field(default_factory=list)  # ranked out besides the profile's items
+
+
+@dataclass
+class Split:
+    name: str
+    train_events: pd.DataFrame
+    cases: dict[int, list[Case]]  # k -> cases
+    cold_items: set[str]  # items with no training interaction
+    info: dict
+
+
+def _sequences(events: pd.DataFrame) -> dict[str, tuple[list[str], list[str], str | None]]:
+    """user -> (distinct items in order of first interaction, their first event types, first query)."""
+    ev = events.sort_values("timestamp", kind="stable")
+    out: dict[str, tuple[list[str], list[str], str | None]] = {}
+    with_items = ev[ev["item_id"].notna()].drop_duplicates(["user_id", "item_id"])
+    for uid, g in with_items.groupby("user_id", sort=True):
+        out[uid] = (g["item_id"].tolist(), g["event_type"].tolist(), None)
+    searches = ev[(ev["event_type"] == "search") & ev["query"].notna()].drop_duplicates("user_id")
+    for uid, q in zip(searches["user_id"], searches["query"]):
+        items, types, _ = out.get(uid, ([], [], None))
+        out[uid] = (items, types, q)
+    return out
+
+
+def _reveal_cases(seqs: dict[str, tuple[list[str], list[str], str | None]], ks: list[int]) -> dict[int, list[Case]]:
+    cases: dict[int, list[Case]] = {k: [] for k in ks}
+    for uid, (items, types, query) in seqs.items():
+        for k in ks:
+            if len(items) <= k:
+                continue
+            profile = Profile(items=items[:k], event_types=types[:k], query=query if k == 0 else None)
+            cases[k].append(Case(uid, profile, items[k:]))
+    return cases
+
+
+def _limit(users: list[str], max_users: int | None, seed: int) -> list[str]:
+    if max_users and len(users) > max_users:
+        rng = np.random.default_rng(seed)
+        users = sorted(rng.choice(np.array(users, dtype=object), size=max_users, replace=False).tolist())
+    return users
+
+
+def time_split(events: pd.DataFrame, cutoff: str | pd.Timestamp, ks: list[int], max_users: int | None = None,
+               seed: int = 42) -> Split:
+    cutoff = pd.Timestamp(cutoff)
+    cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
+    train = events[events["timestamp"] < cutoff]
+    first_seen = events.groupby("user_id")["timestamp"].min()
+    test_users = _limit(sorted(first_seen.index[first_seen >= cutoff]), max_users, seed)
+    test = events[events["user_id"].isin(test_users)]
+    item_first = events.dropna(subset=["item_id"]).groupby("item_id")["timestamp"].min()
+    cold = set(item_first.index[item_first >= cutoff])
+    return Split("time", train, _reveal_cases(_sequences(test), ks), cold,
+                 {"cutoff": cutoff.isoformat(), "train_events": len(train), "test_users": len(test_users)})
+
+
+def user_split(events: pd.DataFrame, holdout: float, ks: list[int], seed: int = 42, max_users: int | None = None) -> Split:
+    users = np.array(sorted(events["user_id"].unique()), dtype=object)
+    rng = np.random.default_rng(seed)
+    n_test = int(round(len(users) * holdout))
+    test_users = sorted(rng.choice(users, size=n_test, replace=False).tolist())
+    test_set = set(test_users)
+    train = events[~events["user_id"].isin(test_set)]
+    test_users = _limit(test_users, max_users, seed)
+    test = events[events["user_id"].isin(test_users)]
+    cold = set(events["item_id"].dropna().unique()) - set(train["item_id"].dropna().unique())
+    return Split("users", train, _reveal_cases(_sequences(test), ks), cold,
+                 {"holdout": holdout, "train_events": len(train), "test_users": len(test_users)})
+
+
+def warm_split(events: pd.DataFrame, ks: list[int], seed: int = 42, max_users: int | None = None) -> Split:
+    seqs = _sequences(events)
+    held = {u: s[0][-1] for u, s in seqs.items() if len(s[0]) >= 2}
+    users = _limit(sorted(held), max_users, seed)
+    pairs = pd.MultiIndex.from_arrays([events["user_id"], events["item_id"]])
+    train = events[~pairs.isin(list(held.items()))]
+    cases: dict[int, list[Case]] = {k: [] for k in ks if k > 0}
+    for u in users:
+        items, types, _ = seqs[u]
+        history = items[:-1]
+        for k in cases:
+            cases[k].append(Case(u, Profile(items=history[-k:], event_types=types[:-1][-k:]), [items[-1]], exclude=history))
+    cold = set(events["item_id"].dropna().unique()) - set(train["item_id"].dropna().unique())
+    return Split("warm", train, cases, cold, {"train_events": len(train), "test_users": len(users)})
+
+
+def make_split(events: pd.DataFrame, split: str, ks: list[int], *, cutoff=None, holdout: float = 0.2, seed: int = 42,
+               max_users: int | None = None, dataset: str = "dataset") -> Split:
+    if split == "time":
+        if cutoff is None:  # a dataset nobody configured: the last 20% of time
+            cutoff = events["timestamp"].quantile(0.8)
+        s = time_split(events, cutoff, ks, max_users, seed)
+    elif split == "users":
+        s = user_split(events, holdout, ks, seed, max_users)
+    elif split == "warm":
+        s = warm_split(events, ks, seed, max_users)
+    else:
+        raise ColdrecError(f"unknown split {split!r} (choose from: {', '.join(SPLITS)})")
+    n = sum(len(c) for c in s.cases.values())
+    if n == 0:
+        where = f" (cutoff {s.info.get('cutoff')})" if split == "time" else ""
+        raise ColdrecError(
+            f"{dataset}: the {split} split{where} has zero test users with a target to predict;"
+            " pick another cutoff/holdout or check the data"
+        )
+    if s.train_events.empty:
+        raise ColdrecError(f"{dataset}: the {split} split leaves no training events")
+    return s

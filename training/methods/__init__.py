@@ -1,0 +1,36 @@
+"""Every method the evaluation can run, by its stable name."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from coldrec.errors import ConfigError
+from coldrec.recommender import Recommender
+
+
+def _factories() -> dict[str, Callable[[dict[str, Any]], Recommender]]:
+    from training.methods.baselines import ItemKNN, Popularity
+    from training.methods.peers import ImplicitALS, ImplicitBPR, LightFMHybrid
+    from training.methods.zero_shot import ZeroShotEncoder
+
+    def section(params: dict[str, Any], name: str) -> dict[str, Any]:
+        return ((params.get("methods") or {}).get(name) or {})
+
+    return {
+        "popularity": lambda p: Popularity(),
+        "item_knn": lambda p: ItemKNN(**section(p, "item_knn")),
+        "zero_shot": lambda p: ZeroShotEncoder(p),
+        "implicit_als": lambda p: ImplicitALS(section(p, "implicit_als")),
+        "implicit_bpr": lambda p: ImplicitBPR(section(p, "implicit_bpr")),
+        "lightfm": lambda p: LightFMHybrid(section(p, "lightfm")),
+    }
+
+
+def available() -> list[str]:
+    return list(_factories())
+
+
+def make(name: str, params: dict[str, Any]) -> Recommender:
+    factories = _factories()
+    if name not in factories:
+        raise ConfigError(f"unknown method {name!r} (available: {', '.join(factories)})")
+    return factories[name](params)

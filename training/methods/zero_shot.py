@@ -1,0 +1,44 @@
+"""The pretrained encoder without any training: profile = mean of the revealed items' text
+vectors (and the query / interests text, when given); score = cosine to every item's text."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from coldrec.recommender import Profile, Recommender, TrainData
+from training.encoder import DEFAULT_TEMPLATE, encode, item_texts, resolve_model_path
+
+
+class ZeroShotEncoder(Recommender):
+    name = "zero_shot"
+    uses_text = True
+
+    def __init__(self, params: dict[str, Any] | None = None):
+        enc = (params or {}).get("encoder") or {}
+        self.model_path = resolve_model_path(params)
+        self.template = enc.get("item_template", DEFAULT_TEMPLATE)
+        self.max_chars = int(enc.get("max_chars", 512))
+        self.batch_size = int(enc.get("batch_size", 64))
+
+    def fit(self, train: TrainData) -> "ZeroShotEncoder":
+        super().fit(train)
+        self.item_vecs = encode(item_texts(train.items, self.template, self.max_chars), self.model_path, self.batch_size)
+        return self
+
+    def _profile_vectors(self, profiles: list[Profile]) -> np.ndarray:
+        texts = [" ".join(filter(None, [p.query, *p.interests])) for p in profiles]
+        need = [i for i, t in enumerate(texts) if t.strip()]
+        text_vecs = encode([texts[i] for i in need], self.model_path, self.batch_size, cache=False, progress=False) if need else None
+        out = np.zeros((len(profiles), self.item_vecs.shape[1]), np.float32)
+        for j, i in enumerate(need):
+            out[i] += text_vecs[j]
+        for i, p in enumerate(profiles):
+            idx = self.train.known(p.items)
+            if idx:
+                out[i] += self.item_vecs[idx].mean(axis=0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+    def _score(self, profiles: list[Profile]) -> np.ndarray:
+        return self._profile_vectors(profiles) @ self.item_vecs.T
