@@ -124,6 +124,31 @@ def evaluate_cmd(
     console.print(f"wrote [bold]{doc['out_dir']}[/]/metrics.json, report.html, ndcg_vs_k.png")
 
 
+@app.command("validate")
+@user_errors
+def validate_cmd(
+    dataset: Optional[str] = DatasetOpt,
+    events: Optional[Path] = EventsOpt,
+    items: Optional[Path] = ItemsOpt,
+    users: Optional[Path] = UsersOpt,
+    data_dir: Optional[Path] = DataDirOpt,
+    run_date: Optional[str] = typer.Option(None, "--run-date", help="Date the freshness and not-in-the-future checks are relative to (YYYY-MM-DD = end of that day, UTC; default: params.yaml quality.run_date, else now)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: reports/validation/<dataset>)."),
+) -> None:
+    """Data-quality gate (Great Expectations): run the suites of expectations/ on the data and write
+    result.json + report.html (+ quarantine/). Exit 0: passed (warnings allowed); 1: a critical
+    expectation failed (do not train on this batch); 2: unusable input or arguments."""
+    from coldrec.quality import validate_source
+    from coldrec.quality.report import console_table
+
+    with console.status("validating (Great Expectations)..."):
+        result = validate_source(dataset=dataset, events=events, items=items, users=users, data_dir=data_dir,
+                                 out_dir=out, run_date=run_date)
+    console.print(console_table(result))
+    console.print(f"wrote [bold]{result.out_dir}[/]/result.json, report.html")
+    result.raise_if_failed()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
 

@@ -1,0 +1,18 @@
+"""The data-quality gate (Great Expectations 1.x) that stops bad data before training.
+
+Suites live as JSON in ``expectations/``; thresholds in ``params.yaml`` (``quality:``). Entry
+points: :func:`validate_source` (what the CLI, the DAG task and the DVC stage call),
+:func:`validate` (an in-memory dataset), :func:`validate_files` (own files). Importing this
+package does not import Great Expectations (that happens on the first validation).
+"""
+from coldrec.quality.gate import (
+    Outcome,
+    QualityGateFailed,
+    ValidationResult,
+    run_gate,
+    validate,
+    validate_files,
+    validate_source,
+)
+
+__all__ = ["Outcome", "QualityGateFailed", "ValidationResult", "run_gate", "validate", "validate_files", "validate_source"]
