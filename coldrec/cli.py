@@ -149,6 +149,126 @@ def validate_cmd(
     result.raise_if_failed()
 
 
+features_app = typer.Typer(help="Feature store (Feast): build feature tables, apply, materialise, look up, push.", no_args_is_help=True)
+app.add_typer(features_app, name="features")
+OnlineOpt = typer.Option(None, "--online", help="Online store: sqlite (embedded) or redis (default: params.yaml features.online_store).")
+RepoOpt = typer.Option(None, "--repo", help="Feast repo copy to use (default: data/feast/<dataset>/<online store>).")
+
+
+def _feature_target(dataset: Optional[str], online: Optional[str], repo: Optional[Path]) -> tuple[str, str, Path, dict[str, Any]]:
+    from coldrec.config import load_params
+    from coldrec.features.store import default_repo_dir
+    from coldrec.prepare import default_dataset
+
+    params = load_params()
+    name = dataset or default_dataset(params)
+    online = online or (params.get("features") or {}).get("online_store") or "sqlite"
+    return name, online, repo or default_repo_dir(name, online), params
+
+
+@features_app.command("build")
+@user_errors
+def features_build(
+    dataset: Optional[str] = DatasetOpt,
+    events: Optional[Path] = EventsOpt,
+    items: Optional[Path] = ItemsOpt,
+    users: Optional[Path] = UsersOpt,
+    data_dir: Optional[Path] = DataDirOpt,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: data/features/<dataset>)."),
+) -> None:
+    """Compute the point-in-time feature tables (user profiles, item popularity, item attributes)."""
+    from coldrec.config import load_params
+    from coldrec.features.compute import build_feature_tables
+    from coldrec.features.store import default_features_data
+    from coldrec.prepare import load_source
+
+    params = load_params()
+    ds = load_source(dataset, events, items, users, data_dir, params)
+    with console.status("computing feature tables..."):
+        ft = build_feature_tables(ds, out or default_features_data(ds.name), params)
+    t = Table(title=f"feature tables {ds.name}")
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    for name, n in ft.meta["rows"].items():
+        t.add_row(name, f"{n:,}")
+    console.print(t)
+    console.print(f"wrote [bold]{ft.path}[/]")
+
+
+@features_app.command("apply")
+@user_errors
+def features_apply(
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset whose feature tables to register (default: params.yaml data.default_dataset)."),
+    online: Optional[str] = OnlineOpt,
+    repo: Optional[Path] = RepoOpt,
+    features_data: Optional[Path] = typer.Option(None, "--features-data", help="Feature tables directory (default: data/features/<dataset>)."),
+) -> None:
+    """Render a copy of features/ for the dataset and online store, then `feast apply` it."""
+    from coldrec.features.store import setup_store
+
+    name, online, repo, params = _feature_target(dataset, online, repo)
+    store = setup_store(name, online=online, features_data=features_data, repo=repo, params=params)
+    views = ", ".join(fv.name for fv in store.list_feature_views())
+    console.print(f"applied project [bold]{store.project}[/] ({online}) in [bold]{repo}[/]: {views}")
+
+
+@features_app.command("materialize")
+@user_errors
+def features_materialize(
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset (default: params.yaml data.default_dataset)."),
+    online: Optional[str] = OnlineOpt,
+    repo: Optional[Path] = RepoOpt,
+) -> None:
+    """Load the latest feature rows into the online store (incremental after the first run)."""
+    from coldrec.features.store import materialize, open_store
+
+    name, online, repo, _ = _feature_target(dataset, online, repo)
+    with console.status("materialising..."):
+        done = materialize(open_store(repo))
+    for view, how in sorted(done.items()):
+        console.print(f"{view}: {how} -> {online}")
+
+
+@features_app.command("get")
+@user_errors
+def features_get(
+    user_id: str = typer.Argument(..., help="The user whose online profile to print."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset (default: params.yaml data.default_dataset)."),
+    online: Optional[str] = OnlineOpt,
+    repo: Optional[Path] = RepoOpt,
+) -> None:
+    """Print a user's online feature profile as JSON (an unknown user prints the cold profile)."""
+    import json
+
+    from coldrec.features.store import get_user_profile, open_store
+
+    _, _, repo, _ = _feature_target(dataset, online, repo)
+    console.print_json(json.dumps(get_user_profile(open_store(repo), user_id), default=str))
+
+
+@features_app.command("push")
+@user_errors
+def features_push(
+    user_id: str = typer.Argument(..., help="The user the event belongs to."),
+    item_id: Optional[str] = typer.Argument(None, help="The item (omit for a search event)."),
+    event_type: str = typer.Option("view", "--event-type", "-e", help="view, click, add_to_cart, purchase, search or rate."),
+    query: Optional[str] = typer.Option(None, "--query", help="Text of a search event."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset (default: params.yaml data.default_dataset)."),
+    online: Optional[str] = OnlineOpt,
+    repo: Optional[Path] = RepoOpt,
+) -> None:
+    """Push one live event into the user's online profile (what the serving feedback API does)."""
+    import json
+
+    from coldrec.features.store import open_store, push_event
+
+    _, _, repo, params = _feature_target(dataset, online, repo)
+    fp = params.get("features") or {}
+    prof = push_event(open_store(repo), {"user_id": user_id, "item_id": item_id, "event_type": event_type, "query": query},
+                      recent_n=fp.get("recent_items"), top_k=fp.get("top_categories"))
+    console.print_json(json.dumps(prof, default=str))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
 
