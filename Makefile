@@ -21,9 +21,16 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
-# The main job: today it prepares the default dataset and prints its summary.
+# The main job: the pipeline on the default dataset (online-retail), stage by stage.
+# Each line is the same stage function the DAGs and dvc.yaml call.
 run: install
 	$(BIN)/coldrec data prepare
+	$(BIN)/coldrec validate
+	$(BIN)/coldrec features build
+	$(BIN)/coldrec features apply
+	$(BIN)/coldrec features materialize
+	$(BIN)/coldrec train --out artifacts/models/online-retail
+	$(BIN)/coldrec evaluate
 
 # Unit + integration tiers; `make test-all` adds the slow tier.
 test: install

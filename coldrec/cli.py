@@ -124,6 +124,30 @@ def evaluate_cmd(
     console.print(f"wrote [bold]{doc['out_dir']}[/]/metrics.json, report.html, ndcg_vs_k.png")
 
 
+@app.command("train")
+@user_errors
+def train_cmd(
+    dataset: Optional[str] = DatasetOpt,
+    events: Optional[Path] = EventsOpt,
+    items: Optional[Path] = ItemsOpt,
+    users: Optional[Path] = UsersOpt,
+    data_dir: Optional[Path] = DataDirOpt,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model directory (default: artifacts/models/<version>)."),
+) -> None:
+    """Fine-tune the encoder on behaviour, fit the hybrid blend, write a new model version."""
+    from coldrec.config import load_params
+    from coldrec.prepare import load_source
+    from training.train import train
+
+    params = load_params()
+    ds = load_source(dataset, events, items, users, data_dir, params)
+    path, report = train(ds, params, out_dir=out)
+    ft = report.get("finetune", {})
+    console.print(f"trained in {report['seconds']} s (fine-tune: {ft.get('steps')} steps, best validation NDCG@10 "
+                  f"{ft.get('best_score', float('nan')):.4f} at step {ft.get('best_step')}, {ft.get('stopped')})")
+    console.print(f"wrote model version [bold]{path}[/]")
+
+
 @app.command("validate")
 @user_errors
 def validate_cmd(

@@ -31,10 +31,11 @@ ITEM_CORE = ["item_id", "title", "description", "category", "brand", "price"]
 ITEM_REQUIRED = ["item_id", "title"]
 USER_REQUIRED = ["user_id"]
 
-_SUFFIXES = (".csv", ".csv.gz", ".csv.xz", ".parquet", ".pq")
+SUFFIXES = (".csv", ".csv.gz", ".csv.xz", ".parquet", ".pq")
 
 
-def _open_bytes(path: Path) -> bytes:
+def decompressed_bytes(path: Path) -> bytes:
+    """A file's bytes, decompressed when it ends in .xz or .gz."""
     name = path.name.lower()
     if name.endswith(".xz"):
         return lzma.decompress(path.read_bytes())
@@ -66,13 +67,16 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if path.is_dir():
         raise DataError(f"{src}: is a directory, expected a CSV or Parquet file")
     name = path.name.lower()
-    if not name.endswith(_SUFFIXES):
-        raise DataError(f"{src}: unsupported file type (expected one of {', '.join(_SUFFIXES)})")
+    if not name.endswith(SUFFIXES):
+        raise DataError(f"{src}: unsupported file type (expected one of {', '.join(SUFFIXES)})")
     if path.stat().st_size == 0:
         raise DataError(f"{src}: file is empty")
     is_csv = ".csv" in name
     if is_csv:
-        raw = _open_bytes(path)
+        try:
+            raw = decompressed_bytes(path)
+        except (lzma.LZMAError, EOFError, OSError) as exc:  # gzip.BadGzipFile is an OSError
+            raise DataError(f"{src}: not a valid compressed file ({exc})") from None
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:

@@ -17,7 +17,6 @@ users   user_id
 """
 from __future__ import annotations
 
-import gzip
 import lzma
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,9 @@ import numpy as np
 import pandas as pd
 
 from coldrec.errors import DataError
-from coldrec.schema import EVENT_REQUIRED, ITEM_REQUIRED, USER_REQUIRED, read_table
+from coldrec.schema import EVENT_REQUIRED, ITEM_REQUIRED, SUFFIXES, USER_REQUIRED, decompressed_bytes, read_table
 
 REQUIRED = {"events": EVENT_REQUIRED, "items": ITEM_REQUIRED, "users": USER_REQUIRED}
-_SUFFIXES = (".csv", ".csv.gz", ".csv.xz", ".parquet", ".pq")
 _EPOCH = r"\d{9,11}(\.\d+)?"
 
 
@@ -44,22 +42,13 @@ class RawTable:
     unreadable: str | None = None  # the reader's message when the file could not be parsed at all
 
 
-def _decompressed(path: Path) -> bytes:
-    name = path.name.lower()
-    if name.endswith(".xz"):
-        return lzma.decompress(path.read_bytes())
-    if name.endswith(".gz"):
-        return gzip.decompress(path.read_bytes())
-    return path.read_bytes()
-
-
 def _empty_frame(path: Path, is_csv: bool) -> pd.DataFrame | None:
     """A zero-row frame (with the header's columns, if any) when the file holds no rows, else None."""
     if path.stat().st_size == 0:
         return pd.DataFrame()
     if is_csv:
         try:
-            lines = [ln for ln in _decompressed(path).decode("utf-8-sig").splitlines() if ln.strip()]
+            lines = [ln for ln in decompressed_bytes(path).decode("utf-8-sig").splitlines() if ln.strip()]
         except (UnicodeDecodeError, OSError, EOFError, lzma.LZMAError):
             return None
         if not lines:
@@ -83,8 +72,8 @@ def read_raw(path: str | Path, table: str) -> RawTable:
         raise DataError(f"{src}: file not found")
     if path.is_dir():
         raise DataError(f"{src}: is a directory, expected a CSV or Parquet file")
-    if not path.name.lower().endswith(_SUFFIXES):
-        raise DataError(f"{src}: unsupported file type (expected one of {', '.join(_SUFFIXES)})")
+    if not path.name.lower().endswith(SUFFIXES):
+        raise DataError(f"{src}: unsupported file type (expected one of {', '.join(SUFFIXES)})")
     is_csv = ".csv" in path.name.lower()
     empty = _empty_frame(path, is_csv)
     if empty is not None:

@@ -111,5 +111,8 @@ def test_unreadable_and_unsupported_files(tmp_path):
     with pytest.raises(DataError, match=r"events\.json: unsupported file type"):
         (tmp_path / "events.json").write_text("{}")
         read_table(tmp_path / "events.json")
+    (tmp_path / "events.csv.xz").write_bytes(b"not xz at all")
+    with pytest.raises(DataError, match=r"events\.csv\.xz: not a valid compressed file"):
+        read_table(tmp_path / "events.csv.xz")
     with pytest.raises(DataError, match=r"nope\.csv: file not found"):
         read_table(tmp_path / "nope.csv")

@@ -20,7 +20,7 @@ from coldrec.dataset import Dataset, atomic_dir
 from coldrec.recommender import Recommender, TrainData
 from training import methods as method_registry
 from training.evaluation.metrics import bootstrap_ci, top_n, user_metrics
-from training.evaluation.splits import Split, make_split
+from training.evaluation.splits import QUERY, Split, make_split
 
 CUTOFFS = (10, 20)
 BATCH = 256
@@ -41,16 +41,20 @@ def split_for(ds: Dataset, params: dict[str, Any], split: str | None = None, see
     ep = params.get("evaluation") or {}
     split = split or ep.get("split", "time")
     seed = int(seed if seed is not None else params.get("seed", 42))
+    titles = dict(zip(ds.items["item_id"], ds.items["title"])) if ep.get("query_probe", True) else None
     return make_split(ds.events, split, list(ep.get("ks", [0, 1, 3, 5])), cutoff=(ep.get("time_cutoff") or {}).get(ds.name),
                       holdout=float(ep.get("user_holdout", 0.2)), seed=seed, max_users=ep.get("max_test_users"),
-                      dataset=ds.name)
+                      dataset=ds.name, titles=titles)
 
 
 def score_method(model: Recommender, split: Split, train: TrainData, n_boot: int, seed: int) -> list[dict[str, Any]]:
     """Tidy metric rows for one fitted method over every k of the split."""
     rows: list[dict[str, Any]] = []
     cold_idx = np.array(train.known(sorted(split.cold_items)), dtype=np.int64)
-    for k, cases in split.cases.items():
+    for key, cases in split.cases.items():
+        k = 0 if key == QUERY else int(key)
+        signal = "query" if key == QUERY or any(c.profile.query for c in cases) else ("items" if k else "none")
+        base = {"method": model.name, "k": k, "signal": signal}
         per_user: dict[str, list[float]] = {f"{m}@{n}": [] for n in CUTOFFS for m in ("ndcg", "recall", "hit", "mrr")}
         shown: dict[int, set[int]] = {n: set() for n in CUTOFFS}
         cold_slots = cold_hits = cold_targets = slots = 0
@@ -79,16 +83,14 @@ def score_method(model: Recommender, split: Split, train: TrainData, n_boot: int
             continue
         for metric, values in per_user.items():
             ci = list(bootstrap_ci(np.array(values), n_boot, seed)) if metric == "ndcg@10" else None
-            rows.append({"method": model.name, "k": k, "metric": metric, "value": float(np.mean(values)),
-                         "n_users": n_users, "ci95": ci})
+            rows.append({**base, "metric": metric, "value": float(np.mean(values)), "n_users": n_users, "ci95": ci})
         for n in CUTOFFS:
-            rows.append({"method": model.name, "k": k, "metric": f"coverage@{n}", "value": len(shown[n]) / train.n_items,
-                         "n_users": n_users, "ci95": None})
-        rows.append({"method": model.name, "k": k, "metric": "cold_item_share@10", "value": cold_slots / max(slots, 1),
-                     "n_users": n_users, "ci95": None})
-        rows.append({"method": model.name, "k": k, "metric": "cold_item_recall@10",
-                     "value": cold_hits / cold_targets if cold_targets else 0.0, "n_users": n_users, "ci95": None,
-                     "n_targets": cold_targets})
+            rows.append({**base, "metric": f"coverage@{n}", "value": len(shown[n]) / train.n_items, "n_users": n_users,
+                         "ci95": None})
+        rows.append({**base, "metric": "cold_item_share@10", "value": cold_slots / max(slots, 1), "n_users": n_users,
+                     "ci95": None})
+        rows.append({**base, "metric": "cold_item_recall@10", "value": cold_hits / cold_targets if cold_targets else 0.0,
+                     "n_users": n_users, "ci95": None, "n_targets": cold_targets})
     return rows
 
 
@@ -136,7 +138,8 @@ def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = N
         "split": s.name,
         "seed": seed,
         "split_info": {**s.info, "cold_items": len(s.cold_items), "catalogue": train.n_items,
-                       "cases_per_k": {str(k): len(v) for k, v in s.cases.items()}},
+                       "cases_per_k": {str(k): len(v) for k, v in s.cases.items()},
+                       "query_probe": QUERY in s.cases},
         "results": rows,
         "overall": overall(rows),
         "timing": timing,

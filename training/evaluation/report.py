@@ -15,23 +15,35 @@ TABLE_METRICS = ("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "recall@
                  "cold_item_share@10", "cold_item_recall@10")
 
 
-def _pivot(doc: dict[str, Any], metric: str) -> tuple[list[str], list[int], dict[tuple[str, int], dict[str, Any]]]:
+def column(row: dict[str, Any]) -> int | str:
+    """Table column of a row: its k, or "query" for the query-only (k = 0) cases."""
+    return "query" if row.get("signal") == "query" else row["k"]
+
+
+def _pivot(doc: dict[str, Any], metric: str) -> tuple[list[str], list[int | str], dict[tuple[str, int | str], dict[str, Any]]]:
     rows = [r for r in doc["results"] if r["metric"] == metric]
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    ks = sorted({r["k"] for r in rows})
-    return methods, ks, {(r["method"], r["k"]): r for r in rows}
+    cols = sorted({column(r) for r in rows}, key=lambda c: (isinstance(c, str), str(c).zfill(3)))
+    return methods, cols, {(r["method"], column(r)): r for r in rows}
+
+
+def _label(col: int | str) -> str:
+    return "k=0 query" if col == "query" else f"k={col}"
 
 
 def plot_ndcg(doc: dict[str, Any], path: Path) -> None:
-    methods, ks, cell = _pivot(doc, "ndcg@10")
+    methods, cols, cell = _pivot(doc, "ndcg@10")
+    ks = [c for c in cols if isinstance(c, int)]
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     for m in methods:
         xs = [k for k in ks if (m, k) in cell]
         ys = [cell[(m, k)]["value"] for k in xs]
         lo = [cell[(m, k)]["value"] - cell[(m, k)]["ci95"][0] for k in xs]
         hi = [cell[(m, k)]["ci95"][1] - cell[(m, k)]["value"] for k in xs]
-        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=m)
-    ax.set_xlabel("revealed items k")
+        line = ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=m)
+        if (m, "query") in cell:  # query-only cases: a hollow marker at k = 0
+            ax.plot([0], [cell[(m, "query")]["value"]], marker="s", mfc="none", color=line[0].get_color(), ms=9)
+    ax.set_xlabel("revealed items k (hollow square: query only)")
     ax.set_ylabel("NDCG@10 (95% bootstrap CI)")
     ax.set_xticks(ks)
     ax.set_title(f"{doc['dataset']} - {doc['split']} split")
@@ -51,7 +63,7 @@ def console_table(doc: dict[str, Any]):
     t.add_column("method")
     for k in ks:
         n = next((cell[(m, k)]["n_users"] for m in methods if (m, k) in cell), 0)
-        t.add_column(f"k={k} (n={n})", justify="right")
+        t.add_column(f"{_label(k)} (n={n})", justify="right")
     t.add_column("fit+score s", justify="right")
     best = {k: max((cell[(m, k)]["value"] for m in methods if (m, k) in cell), default=None) for k in ks}
     for m in methods:
@@ -72,7 +84,7 @@ def console_table(doc: dict[str, Any]):
 def markdown_table(doc: dict[str, Any]) -> str:
     """NDCG@10 per method x k with n users - for closing notes and PR comments."""
     methods, ks, cell = _pivot(doc, "ndcg@10")
-    head = "| method | " + " | ".join(f"k={k} (n={next((cell[(m, k)]['n_users'] for m in methods if (m, k) in cell), 0)})"
+    head = "| method | " + " | ".join(f"{_label(k)} (n={next((cell[(m, k)]['n_users'] for m in methods if (m, k) in cell), 0)})"
                                        for k in ks) + " |"
     lines = [head, "|---" * (len(ks) + 1) + "|"]
     for m in methods:
@@ -93,7 +105,7 @@ def write_report(doc: dict[str, Any], out_dir: Path) -> None:
         methods, ks, cell = _pivot(doc, metric)
         if not methods:
             continue
-        parts.append(f"<h2>{metric}</h2><table><tr><th>method</th>" + "".join(f"<th>k={k}</th>" for k in ks) + "</tr>")
+        parts.append(f"<h2>{metric}</h2><table><tr><th>method</th>" + "".join(f"<th>{_label(k)}</th>" for k in ks) + "</tr>")
         for m in methods:
             tds = []
             for k in ks:

@@ -10,10 +10,16 @@
 For cold-start splits a test user's distinct items, in order of first interaction, are split
 into the first k (revealed) and the rest (targets). k = 0 reveals nothing but the user's first
 search query, where the data has one. Users with no target left for a k are not counted at it.
+
+Query probe (key ``"query"``): where the data has no search events, a query is made from the
+first item's title (its first ``QUERY_WORDS`` content words, e.g. "white hanging heart") and the
+first item itself is dropped from the targets: the shopper searched, then bought other things.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -22,6 +28,9 @@ from coldrec.errors import ColdrecError
 from coldrec.recommender import Profile
 
 SPLITS = ("time", "users", "warm")
+QUERY = "query"
+QUERY_WORDS = 3
+_STOP = {"the", "and", "for", "with", "of", "set", "in", "a", "an", "to", "on", "by", "from"}
 
 
 @dataclass
@@ -36,7 +45,7 @@ class Case:
 class Split:
     name: str
     train_events: pd.DataFrame
-    cases: dict[int, list[Case]]  # k -> cases
+    cases: dict[int | str, list[Case]]  # k -> cases; "query" -> query-only probe
     cold_items: set[str]  # items with no training interaction
     info: dict
 
@@ -48,6 +57,8 @@ def _sequences(events: pd.DataFrame) -> dict[str, tuple[list[str], list[str], st
     with_items = ev[ev["item_id"].notna()].drop_duplicates(["user_id", "item_id"])
     for uid, g in with_items.groupby("user_id", sort=True):
         out[uid] = (g["item_id"].tolist(), g["event_type"].tolist(), None)
+    if "query" not in ev.columns:
+        return out
     searches = ev[(ev["event_type"] == "search") & ev["query"].notna()].drop_duplicates("user_id")
     for uid, q in zip(searches["user_id"], searches["query"]):
         items, types, _ = out.get(uid, ([], [], None))
@@ -55,14 +66,26 @@ def _sequences(events: pd.DataFrame) -> dict[str, tuple[list[str], list[str], st
     return out
 
 
-def _reveal_cases(seqs: dict[str, tuple[list[str], list[str], str | None]], ks: list[int]) -> dict[int, list[Case]]:
-    cases: dict[int, list[Case]] = {k: [] for k in ks}
+def probe_query(title: str) -> str | None:
+    words = [w for w in re.findall(r"[a-z][a-z'-]+", str(title).lower()) if len(w) > 2 and w not in _STOP]
+    return " ".join(words[:QUERY_WORDS]) or None
+
+
+def _reveal_cases(seqs: dict[str, tuple[list[str], list[str], str | None]], ks: list[int],
+                  titles: dict[str, str] | None = None) -> dict[int | str, list[Case]]:
+    cases: dict[int | str, list[Case]] = {k: [] for k in ks}
+    if titles is not None:
+        cases[QUERY] = []
     for uid, (items, types, query) in seqs.items():
         for k in ks:
             if len(items) <= k:
                 continue
             profile = Profile(items=items[:k], event_types=types[:k], query=query if k == 0 else None)
             cases[k].append(Case(uid, profile, items[k:]))
+        if titles is not None and len(items) >= 2:
+            q = probe_query(titles.get(items[0], ""))
+            if q:
+                cases[QUERY].append(Case(uid, Profile(query=q), items[1:], exclude=[items[0]]))
     return cases
 
 
@@ -74,7 +97,7 @@ def _limit(users: list[str], max_users: int | None, seed: int) -> list[str]:
 
 
 def time_split(events: pd.DataFrame, cutoff: str | pd.Timestamp, ks: list[int], max_users: int | None = None,
-               seed: int = 42) -> Split:
+               seed: int = 42, titles: dict[str, str] | None = None) -> Split:
     cutoff = pd.Timestamp(cutoff)
     cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
     train = events[events["timestamp"] < cutoff]
@@ -83,11 +106,12 @@ def time_split(events: pd.DataFrame, cutoff: str | pd.Timestamp, ks: list[int], 
     test = events[events["user_id"].isin(test_users)]
     item_first = events.dropna(subset=["item_id"]).groupby("item_id")["timestamp"].min()
     cold = set(item_first.index[item_first >= cutoff])
-    return Split("time", train, _reveal_cases(_sequences(test), ks), cold,
+    return Split("time", train, _reveal_cases(_sequences(test), ks, titles), cold,
                  {"cutoff": cutoff.isoformat(), "train_events": len(train), "test_users": len(test_users)})
 
 
-def user_split(events: pd.DataFrame, holdout: float, ks: list[int], seed: int = 42, max_users: int | None = None) -> Split:
+def user_split(events: pd.DataFrame, holdout: float, ks: list[int], seed: int = 42, max_users: int | None = None,
+               titles: dict[str, str] | None = None) -> Split:
     users = np.array(sorted(events["user_id"].unique()), dtype=object)
     rng = np.random.default_rng(seed)
     n_test = int(round(len(users) * holdout))
@@ -97,7 +121,7 @@ def user_split(events: pd.DataFrame, holdout: float, ks: list[int], seed: int = 
     test_users = _limit(test_users, max_users, seed)
     test = events[events["user_id"].isin(test_users)]
     cold = set(events["item_id"].dropna().unique()) - set(train["item_id"].dropna().unique())
-    return Split("users", train, _reveal_cases(_sequences(test), ks), cold,
+    return Split("users", train, _reveal_cases(_sequences(test), ks, titles), cold,
                  {"holdout": holdout, "train_events": len(train), "test_users": len(test_users)})
 
 
@@ -118,13 +142,16 @@ def warm_split(events: pd.DataFrame, ks: list[int], seed: int = 42, max_users: i
 
 
 def make_split(events: pd.DataFrame, split: str, ks: list[int], *, cutoff=None, holdout: float = 0.2, seed: int = 42,
-               max_users: int | None = None, dataset: str = "dataset") -> Split:
+               max_users: int | None = None, dataset: str = "dataset", titles: dict[str, str] | None = None) -> Split:
+    """``titles`` (item id -> title) turns on the query probe for data without search events."""
+    if titles is not None and (events["event_type"] == "search").any():
+        titles = None  # real queries exist: k = 0 already reveals them
     if split == "time":
         if cutoff is None:  # a dataset nobody configured: the last 20% of time
             cutoff = events["timestamp"].quantile(0.8)
-        s = time_split(events, cutoff, ks, max_users, seed)
+        s = time_split(events, cutoff, ks, max_users, seed, titles)
     elif split == "users":
-        s = user_split(events, holdout, ks, seed, max_users)
+        s = user_split(events, holdout, ks, seed, max_users, titles)
     elif split == "warm":
         s = warm_split(events, ks, seed, max_users)
     else:

@@ -45,3 +45,4 @@ class ItemKNN(Recommender):
             cols += idx
         q = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(profiles), self.train.n_items))
         return np.asarray((q @ self.sim).todense(), dtype=np.float32)
+

@@ -1,0 +1,152 @@
+"""The product's model: partial fine-tuning is exact, profiles from every kind of signal,
+explanations, cold items, and a saved version that loads back identical."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coldrec.errors import ColdrecError
+from coldrec.recommender import Profile, TrainData
+from tests.conftest import make_items
+
+TINY = {"seed": 3, "model": {"validation_fraction": 0.3, "min_bucket_users": 2, "grid": [0.0, 1.0],
+                             "finetune": {"max_steps": 6, "eval_every": 3, "batch_size": 16, "patience": 5}}}
+
+
+def _shop_events(n_users=40, seed=1):
+    """Two tastes (even / odd items); users arrive over 60 days; i7 is never bought (a cold item)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    t0 = pd.Timestamp("2024-01-01", tz="UTC")
+    for u in range(n_users):
+        taste = u % 2
+        start = t0 + pd.Timedelta(days=int(u * 1.5))
+        for j in range(5):
+            item = f"i{int(rng.integers(0, 3)) * 2 + taste}"
+            rows.append((f"u{u}", item, "purchase", start + pd.Timedelta(hours=j)))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "event_type", "timestamp"])
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    from training.model.hybrid import ColdrecModel
+
+    train = TrainData.build(_shop_events(), make_items(8), seed=3)
+    return ColdrecModel(TINY).fit(train)
+
+
+def test_partial_encoder_matches_the_full_model():
+    from sentence_transformers import SentenceTransformer
+
+    from training.encoder import resolve_model_path
+    from training.model.finetune import PartialEncoder
+
+    st = SentenceTransformer(str(resolve_model_path()), device="cpu")
+    texts = ["white hanging heart t-light holder", "red mug", "a much longer title about a garden gnome with a hat"]
+    full = st.encode(texts, normalize_embeddings=True)
+    enc = PartialEncoder(st, layers_trained=2, max_len=32, device="cpu")
+    ids, am = enc.tokenize(texts)
+    part = enc.all_vectors(enc.bottom(ids, am, progress=False), am)
+    np.testing.assert_allclose(part, full, atol=2e-3)  # the bottom cache is float16
+    trainable = {n for n, p in enc.bert.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("encoder.layer.4.", "encoder.layer.5.")) for n in trainable)
+
+
+def test_fit_reports_finetune_and_blend(fitted):
+    ft = fitted.report["finetune"]
+    assert ft["steps"] >= 1 and ft["history"][0]["step"] == 0
+    assert set(fitted.weights) >= {"0", "1", "5", "query"}
+    s = fitted.score([Profile(items=["i0"]), Profile(), Profile(query="garden")])
+    assert s.shape == (3, 8) and np.isfinite(s).all()
+
+
+@pytest.mark.parametrize("kwargs, expect", [
+    ({"items": ["i0", "i2"], "event_types": ["view", "purchase"]}, "2 item(s): 1 view, 1 purchase"),
+    ({"queries": ["kitchen thing"]}, "search 'kitchen thing'"),
+    ({"interests": ["garden"]}, "interests: garden"),
+    ({"items": ["i1"], "queries": ["toys"], "interests": ["lighting"], "attributes": {"country": "UK"}}, "attributes: country=UK"),
+])
+def test_profile_from_each_source_and_mixed(fitted, kwargs, expect):
+    from training.model.profile import build_profile
+
+    built = build_profile(fitted, **kwargs)
+    assert expect in built.readable["based_on"]
+    assert built.vector.shape == (fitted.item_vecs.shape[1],) and np.isclose(np.linalg.norm(built.vector), 1.0)
+    recs = fitted.recommend(built.profile, n=3)
+    assert len(recs) == 3 and all(r.reason for r in recs)
+    assert not set(kwargs.get("items", [])) & {r.item_id for r in recs}
+
+
+def test_no_signal_falls_back_to_popular_and_diverse(fitted):
+    from training.model.profile import build_profile
+
+    built = build_profile(fitted)
+    assert built.readable["based_on"] == ["nothing yet: popular and diverse picks"]
+    assert not built.vector.any()
+    recs = fitted.recommend(built.profile, n=4)
+    assert len({r.item_id for r in recs}) == 4
+    assert recs[0].item_id != "i7"  # never bought: not the first "popular" pick
+
+
+def test_unknown_item_ids_are_ignored_with_a_warning(fitted, caplog):
+    from training.model.profile import build_profile
+
+    with caplog.at_level(logging.WARNING):
+        built = build_profile(fitted, items=["nope-1", "i2", "nope-2"], event_types=["view"] * 3)
+    assert "ignoring 2 unknown item id(s): nope-1, nope-2" in caplog.text
+    assert built.profile.items == ["i2"] and built.readable["ignored_items"] == ["nope-1", "nope-2"]
+    assert fitted.recommend(built.profile, n=2)
+
+
+def test_query_reaches_an_item_nobody_bought(fitted):
+    # i7 ("item number 7", lighting, colour blue) has no interactions at all
+    recs = fitted.recommend(Profile(query="item number 7 lighting"), n=8)
+    assert "i7" in [r.item_id for r in recs]
+    reasons = {r.item_id: r.reason for r in recs}
+    assert reasons["i7"] in ("matches your search 'item number 7 lighting'", "new arrival")
+
+
+def test_saved_version_loads_back_identical(fitted, tmp_path):
+    from training.model.artifacts import load_model, save_model
+
+    path = save_model(fitted, tmp_path / "v1", "fp-test", TINY)
+    loaded = load_model(path)
+    p = Profile(items=["i0", "i4"], event_types=["purchase", "view"])
+    np.testing.assert_allclose(loaded.score([p]), fitted.score([p]), atol=1e-4)
+    assert [r.item_id for r in loaded.recommend(p, 3)] == [r.item_id for r in fitted.recommend(p, 3)]
+    assert loaded.metadata["data_fingerprint"] == "fp-test" and loaded.metadata["version"].startswith("v-")
+    (path / "item_vectors.npy").write_bytes(b"garbage")
+    with pytest.raises(ColdrecError, match=r"v1: corrupt model version"):
+        load_model(path)
+    (path / "weights.json").unlink()
+    with pytest.raises(ColdrecError, match=r"v1: not a coldrec model version \(missing weights.json\)"):
+        load_model(path)
+
+
+def test_train_command_writes_a_model_version(cli, tmp_path, monkeypatch):
+    import json
+
+    import yaml
+
+    from tests.conftest import ROOT
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["model"] = {**params["model"], **TINY["model"], "finetune": {**params["model"]["finetune"], **TINY["model"]["finetune"]}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("COLDREC_PARAMS", str(tmp_path / "params.yaml"))
+    d = tmp_path / "shop"
+    d.mkdir()
+    _shop_events().to_csv(d / "events.csv", index=False)
+    make_items(8).to_csv(d / "items.csv", index=False)
+    res = cli("train", "--events", d / "events.csv", "--items", d / "items.csv", "--out", tmp_path / "model")
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert meta["dataset"] == "shop" and meta["events"] == 200 and len(meta["data_fingerprint"]) == 16
+    assert meta["params"]["model"]["finetune"]["max_steps"] == 6
+    assert (tmp_path / "model" / "encoder" / "config.json").exists()
+    res = cli("train", "--events", d / "missing.csv", "--items", d / "items.csv", "--out", tmp_path / "model2")
+    assert res.exit_code == 2 and "missing.csv: file not found" in res.output
+    assert not (tmp_path / "model2").exists()

@@ -1,0 +1,109 @@
+"""A model version on disk: everything serving needs, nothing it must recompute.
+
+<dir>/encoder/           the fine-tuned encoder, sentence-transformers / Hugging Face format
+<dir>/item_vectors.npy   catalogue vectors from that encoder (row i = items.parquet row i)
+<dir>/items.parquet      the catalogue snapshot the vectors and similarities index
+<dir>/collab.npz         co-occurrence similarities + popularity priors
+<dir>/weights.json       blend weights per bucket
+<dir>/metadata.json      version, data fingerprint, params, validation metrics, code version
+
+A version is named by a fingerprint of data + params + code, and written atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from coldrec.config import settings
+from coldrec.dataset import atomic_dir
+from coldrec.errors import ColdrecError
+from coldrec.recommender import TrainData
+
+FILES = ("encoder", "item_vectors.npy", "items.parquet", "collab.npz", "weights.json", "metadata.json")
+
+
+def code_version() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=settings().root)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=5, cwd=settings().root).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def version_id(data_fingerprint: str, params: dict[str, Any], code: str) -> str:
+    blob = json.dumps({"data": data_fingerprint, "params": params, "code": code}, sort_keys=True, default=str)
+    return "v-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def models_dir() -> Path:
+    return settings().root / "artifacts" / "models"
+
+
+def save_model(model, out_dir: str | Path | None, data_fingerprint: str, params: dict[str, Any],
+               extra_metadata: dict[str, Any] | None = None) -> Path:
+    code = code_version()
+    used = {k: params.get(k) for k in ("seed", "encoder", "model")}
+    version = version_id(data_fingerprint, used, code)
+    target = Path(out_dir) if out_dir else models_dir() / version
+    with atomic_dir(target) as tmp:
+        model.st.save(str(tmp / "encoder"))
+        np.save(tmp / "item_vectors.npy", model.item_vecs)
+        model.train.items.to_parquet(tmp / "items.parquet", index=False)
+        p = model.parts
+        np.savez_compressed(tmp / "collab.npz", pop=p.pop, recent=p.recent, new=p.new,
+                            **{f"{name}_{part}": getattr(m, part) for name, m in (("knn", p.knn_sim.tocsr()),
+                                                                                 ("session", p.session_sim.tocsr()))
+                               for part in ("data", "indices", "indptr")})
+        (tmp / "weights.json").write_text(json.dumps(model.weights, indent=2), encoding="utf-8")
+        meta = {"version": version, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "data_fingerprint": data_fingerprint, "code_version": code, "params": used,
+                "metrics": model.report, "n_items": int(model.train.n_items), **(extra_metadata or {})}
+        (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+    return target
+
+
+def load_model(model_dir: str | Path, params: dict[str, Any] | None = None):
+    """Rebuild a ready-to-serve ColdrecModel; a missing or corrupt file is a clear error."""
+    from sentence_transformers import SentenceTransformer
+
+    from training.model.hybrid import CollaborativeParts, ColdrecModel
+
+    d = Path(model_dir)
+    missing = [f for f in FILES if not (d / f).exists()]
+    if missing:
+        raise ColdrecError(f"{d}: not a coldrec model version (missing {', '.join(missing)})")
+    try:
+        meta = json.loads((d / "metadata.json").read_text(encoding="utf-8"))
+        items = pd.read_parquet(d / "items.parquet")
+        vecs = np.load(d / "item_vectors.npy")
+        z = np.load(d / "collab.npz")
+        n = len(items)
+        sims = {name: sp.csr_matrix((z[f"{name}_data"], z[f"{name}_indices"], z[f"{name}_indptr"]), shape=(n, n))
+                for name in ("knn", "session")}
+        weights = json.loads((d / "weights.json").read_text(encoding="utf-8"))
+        st = SentenceTransformer(str(d / "encoder"), device="cpu")
+    except Exception as exc:  # many libraries, many error types: name the version and the cause
+        raise ColdrecError(f"{d}: corrupt model version ({type(exc).__name__}: {exc})") from None
+    if vecs.shape[0] != n:
+        raise ColdrecError(f"{d}: item_vectors.npy has {vecs.shape[0]} rows for {n} items")
+    model = ColdrecModel({**(params or {}), **meta.get("params", {})})
+    empty = pd.DataFrame({"user_id": pd.Series([], dtype=object), "item_id": pd.Series([], dtype=object),
+                          "event_type": pd.Series([], dtype=object),
+                          "timestamp": pd.Series([], dtype="datetime64[ns, UTC]")})
+    model.train = TrainData.build(empty, items)
+    model._popularity = np.expm1(z["pop"]).astype(np.float32)
+    model.parts = CollaborativeParts(sims["knn"], sims["session"], z["pop"], z["recent"], z["new"])
+    model.item_vecs, model.st, model.weights, model.report = vecs.astype(np.float32), st, weights, meta.get("metrics", {})
+    model.metadata = meta
+    return model

@@ -1,0 +1,29 @@
+"""Stage ``train``: fit the product's model on a dataset and write an immutable model version.
+
+Production training uses every event of the dataset; the model still carves its own validation
+slice (the last ``model.validation_fraction`` of time) for early stopping and blend tuning.
+Quality on held-out cold-start users is the job of ``evaluate``, which fits the same class on a
+split's training part.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from coldrec.dataset import Dataset
+from coldrec.recommender import TrainData
+from training.evaluation.evaluate import seed_everything
+from training.model.artifacts import save_model
+from training.model.hybrid import ColdrecModel
+
+
+def train(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    seed = int(params.get("seed", 42))
+    seed_everything(seed)
+    t0 = time.perf_counter()
+    model = ColdrecModel(params).fit(TrainData.build(ds.events, ds.items, seed=seed))
+    seconds = round(time.perf_counter() - t0, 1)
+    path = save_model(model, out_dir, ds.fingerprint(), params,
+                      {"dataset": ds.name, "train_seconds": seconds, "events": int(len(ds.events))})
+    return path, {"seconds": seconds, **model.report}
