@@ -45,8 +45,9 @@ class ModelConfig:
     knn_shrink: float = 10.0
     recency_decay: float = 0.7
     history: int = 20  # most recent items used at inference
-    grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
+    grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
     min_bucket_users: int = 30
+    bucket_pooling: int = 1  # tune bucket k on validation users revealed k-1, k and k+1 items
     diversity_max_cosine: float = 0.85  # no-signal fallback: skip items this close to one already shown
     finetune: bool = True
 
@@ -151,14 +152,20 @@ class ColdrecModel(Recommender):
         if n_val:
             self.parts = CollaborativeParts.fit(inner, self.cfg)
             self._tune_weights(inner, val.cases)
+            self._validation = (inner, val.cases)  # kept for re-tuning experiments; not saved
         self.parts = CollaborativeParts.fit(train, self.cfg)  # final: collaborative parts on all training data
         return self
 
     def _tune_weights(self, inner: TrainData, cases_by_k: dict[int | str, list]) -> None:
         """Coordinate ascent per bucket on validation users; small buckets borrow their neighbour's."""
         tuned: dict[str, Any] = {}
-        for key, cases in cases_by_k.items():
+        for key, own in cases_by_k.items():
             bucket = QUERY_BUCKET if key == QUERY else bucket_of(int(key), False)
+            cases = own
+            if key != QUERY and int(key) > 0 and self.cfg.bucket_pooling:
+                # pool the neighbouring reveal sizes: a few hundred users per bucket is noisy
+                near = [k for k in cases_by_k if k != QUERY and int(k) > 0 and abs(int(k) - int(key)) <= self.cfg.bucket_pooling]
+                cases = [c for k in sorted(near) for c in cases_by_k[k]]
             if len(cases) < self.cfg.min_bucket_users:
                 continue
             comps = self._components(inner, [c.profile for c in cases])
