@@ -293,6 +293,29 @@ def features_push(
     console.print_json(json.dumps(prof, default=str))
 
 
+@app.command("quantize")
+@user_errors
+def quantize_cmd(
+    model: Path = typer.Option(..., "--model", "-m", help="Model version directory written by `coldrec train`."),
+) -> None:
+    """Export the version's encoder to ONNX, quantize it to int8 (ONNX Runtime) and write it with
+    its item vectors and a fidelity report (fidelity.json/.html) to <model>/encoder_int8/, which
+    serving then loads by default. Exit 1 if the mean cosine to fp32 is below quantize.min_mean_cosine."""
+    from coldrec.config import load_params
+    from training.quantize import quantize_version
+
+    with console.status("exporting, quantizing and checking fidelity..."):
+        rep = quantize_version(model, load_params())
+    t = Table(title="int8 encoder fidelity (vs fp32)", show_header=False)
+    for key in ("n_texts", "mean_cosine", "min_cosine", "p01_cosine", "neighbour_overlap@10", "size_ratio"):
+        if rep.get(key) is not None:
+            t.add_row(key.replace("_", " "), f"{rep[key]:.4f}" if isinstance(rep[key], float) else str(rep[key]))
+    sizes = rep.get("size_bytes", {})
+    t.add_row("size fp32 / int8", f"{sizes.get('fp32', 0) / 1e6:.1f} MB / {sizes.get('int8', 0) / 1e6:.1f} MB")
+    console.print(t)
+    console.print(f"wrote [bold]{rep['out_dir']}[/] (model.onnx, item_vectors.npy, fidelity.json, fidelity.html)")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
 

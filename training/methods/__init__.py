@@ -11,7 +11,7 @@ def _factories() -> dict[str, Callable[[dict[str, Any]], Recommender]]:
     from training.methods.baselines import ItemKNN, Popularity
     from training.methods.peers import ImplicitALS, ImplicitBPR, LightFMHybrid
     from training.methods.zero_shot import ZeroShotEncoder
-    from training.model.hybrid import ColdrecModel
+    from training.quantize import ColdrecVariant
 
     def section(params: dict[str, Any], name: str) -> dict[str, Any]:
         return ((params.get("methods") or {}).get(name) or {})
@@ -23,7 +23,8 @@ def _factories() -> dict[str, Callable[[dict[str, Any]], Recommender]]:
         "implicit_als": lambda p: ImplicitALS(section(p, "implicit_als")),
         "implicit_bpr": lambda p: ImplicitBPR(section(p, "implicit_bpr")),
         "lightfm": lambda p: LightFMHybrid(section(p, "lightfm")),
-        "coldrec": lambda p: ColdrecModel(p),
+        "coldrec": lambda p: ColdrecVariant(p, quantized=True),  # as served: int8 encoder (quantize.enabled)
+        "coldrec_fp32": lambda p: ColdrecVariant(p, quantized=False),  # the same fitted model, fp32 encoder
     }
 
 

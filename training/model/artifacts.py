@@ -6,6 +6,7 @@
 <dir>/collab.npz         co-occurrence similarities + popularity priors
 <dir>/weights.json       blend weights per bucket
 <dir>/metadata.json      version, data fingerprint, params, validation metrics, code version
+<dir>/encoder_int8/      optional (``coldrec quantize``): int8 ONNX encoder, its item vectors, fidelity report
 
 A version is named by a fingerprint of data + params + code, and written atomically.
 """
@@ -57,8 +58,12 @@ def save_model(model, out_dir: str | Path | None, data_fingerprint: str, params:
     version = version_id(data_fingerprint, used, code)
     target = Path(out_dir) if out_dir else models_dir() / version
     with atomic_dir(target) as tmp:
-        model.st.save(str(tmp / "encoder"))
-        np.save(tmp / "item_vectors.npy", model.item_vecs)
+        getattr(model, "st_fp32", model.st).save(str(tmp / "encoder"))  # quantized: fp32 here, int8 below
+        np.save(tmp / "item_vectors.npy", getattr(model, "item_vecs_fp32", model.item_vecs))
+        if hasattr(model, "st_fp32"):
+            from training.quantize import INT8_DIR, save_int8
+
+            save_int8(model, tmp / INT8_DIR)
         model.train.items.to_parquet(tmp / "items.parquet", index=False)
         p = model.parts
         np.savez_compressed(tmp / "collab.npz", pop=p.pop, recent=p.recent, new=p.new,
@@ -73,8 +78,11 @@ def save_model(model, out_dir: str | Path | None, data_fingerprint: str, params:
     return target
 
 
-def load_model(model_dir: str | Path, params: dict[str, Any] | None = None):
-    """Rebuild a ready-to-serve ColdrecModel; a missing or corrupt file is a clear error."""
+def load_model(model_dir: str | Path, params: dict[str, Any] | None = None, quantized: bool | None = None):
+    """Rebuild a ready-to-serve ColdrecModel; a missing or corrupt file is a clear error.
+
+    ``quantized``: None (default) serves the int8 encoder of ``encoder_int8/`` when the version has
+    one (else fp32, with a warning); True requires it; False loads the fp32 torch encoder."""
     from sentence_transformers import SentenceTransformer
 
     from training.model.hybrid import CollaborativeParts, ColdrecModel
@@ -106,4 +114,14 @@ def load_model(model_dir: str | Path, params: dict[str, Any] | None = None):
     model.parts = CollaborativeParts(sims["knn"], sims["session"], z["pop"], z["recent"], z["new"])
     model.item_vecs, model.st, model.weights, model.report = vecs.astype(np.float32), st, weights, meta.get("metrics", {})
     model.metadata = meta
+    from training.quantize import INT8_DIR, load_int8
+
+    if quantized is None and not (d / INT8_DIR).exists():
+        import logging
+
+        logging.getLogger(__name__).warning("%s: no %s/ (run `coldrec quantize`); serving the fp32 encoder", d, INT8_DIR)
+    elif quantized is None or quantized:
+        enc, vecs_int8 = load_int8(d / INT8_DIR, n, params)
+        model.st_fp32, model.item_vecs_fp32 = model.st, model.item_vecs
+        model.st, model.item_vecs = enc, vecs_int8
     return model
