@@ -30,6 +30,7 @@ run: install
 	$(BIN)/coldrec features apply
 	$(BIN)/coldrec features materialize
 	$(BIN)/coldrec train --out artifacts/models/online-retail
+	$(BIN)/coldrec quantize --model artifacts/models/online-retail
 	$(BIN)/coldrec evaluate
 
 # Unit + integration tiers; `make test-all` adds the slow tier.
