@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import html
 import json
 import logging
@@ -42,6 +41,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from coldrec.datasets.fetch import sha256_of
 from coldrec.errors import ColdrecError, ConfigError
 from coldrec.recommender import Recommender, TrainData
 
@@ -89,14 +89,6 @@ def quantize_settings(params: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- export
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _input_names(tokenizer) -> list[str]:
     sample = tokenizer(["a"], return_tensors="np")
     return [k for k in INPUTS if k in sample]
@@ -237,7 +229,7 @@ def _quiet():
 
 
 def _write_config(out: Path, cfg: dict[str, Any]) -> None:
-    cfg = {"format": 1, **cfg, "sha256": _sha256(out / MODEL_NAME),
+    cfg = {"format": 1, **cfg, "sha256": sha256_of(out / MODEL_NAME),
            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     (out / CONFIG_NAME).write_text(json.dumps(cfg, indent=2), encoding="utf-8")
 
@@ -331,7 +323,7 @@ class OnnxEncoder:
             self.inputs = list(self.config["inputs"])
         except Exception as exc:  # noqa: BLE001
             raise ColdrecError(f"{d / CONFIG_NAME}: corrupt ({type(exc).__name__}: {exc})") from None
-        if verify and self.config.get("sha256") and _sha256(d / MODEL_NAME) != self.config["sha256"]:
+        if verify and self.config.get("sha256") and sha256_of(d / MODEL_NAME) != self.config["sha256"]:
             raise ColdrecError(f"{d / MODEL_NAME}: corrupt (sha256 differs from {CONFIG_NAME})")
         try:
             self.session = _session(d / MODEL_NAME, threads, spinning)
