@@ -54,21 +54,27 @@ def _where(source: str, column: str | None, row: int | None, is_csv: bool) -> st
     return ", ".join(parts)
 
 
+def check_input_path(path: str | Path) -> Path:
+    """An input file must exist, be a file, and be CSV (optionally .gz/.xz) or Parquet."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a CSV or Parquet file")
+    if not path.name.lower().endswith(SUFFIXES):
+        raise DataError(f"{path}: unsupported file type (expected one of {', '.join(SUFFIXES)})")
+    return path
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV (optionally .gz/.xz) or Parquet file as-is; refuse empty or non-UTF-8 files.
 
     CSV values are read as text (nothing guessed); empty cells become missing values. The
     frame carries ``attrs['source']`` and ``attrs['is_csv']`` so later checks can name the file.
     """
-    path = Path(path)
+    path = check_input_path(path)
     src = str(path)
-    if not path.exists():
-        raise DataError(f"{src}: file not found")
-    if path.is_dir():
-        raise DataError(f"{src}: is a directory, expected a CSV or Parquet file")
     name = path.name.lower()
-    if not name.endswith(SUFFIXES):
-        raise DataError(f"{src}: unsupported file type (expected one of {', '.join(SUFFIXES)})")
     if path.stat().st_size == 0:
         raise DataError(f"{src}: file is empty")
     is_csv = ".csv" in name

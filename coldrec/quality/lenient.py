@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from coldrec.errors import DataError
-from coldrec.schema import EVENT_REQUIRED, ITEM_REQUIRED, SUFFIXES, USER_REQUIRED, decompressed_bytes, read_table
+from coldrec.schema import EVENT_REQUIRED, ITEM_REQUIRED, USER_REQUIRED, check_input_path, decompressed_bytes, read_table
 
 REQUIRED = {"events": EVENT_REQUIRED, "items": ITEM_REQUIRED, "users": USER_REQUIRED}
 _EPOCH = r"\d{9,11}(\.\d+)?"
@@ -66,14 +66,8 @@ def _empty_frame(path: Path, is_csv: bool) -> pd.DataFrame | None:
 def read_raw(path: str | Path, table: str) -> RawTable:
     """Read one file as-is. A wrong path is the user's mistake (DataError, exit 2); a file that
     exists but is empty or cannot be parsed is *data* and is returned for the gate to report."""
-    path = Path(path)
+    path = check_input_path(path)
     src = str(path)
-    if not path.exists():
-        raise DataError(f"{src}: file not found")
-    if path.is_dir():
-        raise DataError(f"{src}: is a directory, expected a CSV or Parquet file")
-    if not path.name.lower().endswith(SUFFIXES):
-        raise DataError(f"{src}: unsupported file type (expected one of {', '.join(SUFFIXES)})")
     is_csv = ".csv" in path.name.lower()
     empty = _empty_frame(path, is_csv)
     if empty is not None:
