@@ -150,3 +150,55 @@ def test_train_command_writes_a_model_version(cli, tmp_path, monkeypatch):
     res = cli("train", "--events", d / "missing.csv", "--items", d / "items.csv", "--out", tmp_path / "model2")
     assert res.exit_code == 2 and "missing.csv: file not found" in res.output
     assert not (tmp_path / "model2").exists()
+
+
+def _first_seen(events: pd.DataFrame) -> pd.Series:
+    return events.groupby("user_id")["timestamp"].min()
+
+
+@pytest.mark.parametrize("protocol", ["time", "users"])
+def test_validation_slice_mirrors_how_new_users_arrive(protocol):
+    from training.model.hybrid import validation_split
+
+    ev = _shop_events(n_users=40)
+    train = TrainData.build(ev, make_items(8), seed=3, protocol=protocol)
+    val = validation_split(train, protocol, 0.3, None)
+    held = {c.user_id for cases in val.cases.values() for c in cases}
+    assert held and not held & set(val.train_events["user_id"])  # validation users are new to the inner model
+    first = _first_seen(ev)
+    newest = set(first.sort_values().index[-len(held):])
+    if protocol == "time":  # users arrive over time: the held-out ones are the newest
+        assert held == newest
+    else:  # a random share of users, from across the whole period
+        assert held != newest and first[sorted(held)].min() < first.median()
+
+
+def test_unknown_validation_protocol_is_a_config_error():
+    from training.model.hybrid import validation_split
+
+    with pytest.raises(ColdrecError, match="model.validation"):
+        validation_split(TrainData.build(_shop_events(), make_items(8)), "sideways", 0.3, None)
+
+
+def test_fit_tunes_on_the_evaluation_protocol():
+    from training.model.hybrid import ColdrecModel
+
+    params = {**TINY, "model": {**TINY["model"], "finetune": {**TINY["model"]["finetune"], "max_steps": 1}}}
+    model = ColdrecModel(params).fit(TrainData.build(_shop_events(), make_items(8), seed=3, protocol="users"))
+    assert model.report["validation"]["protocol"] == "users"
+    assert model.report["validation"]["holdout"] == 0.3
+
+
+def test_weight_search_drops_components_that_do_not_help():
+    """An inert component keeps no weight: it could decide rankings on data the search never saw."""
+    from training.model.hybrid import ColdrecModel
+
+    model = ColdrecModel(TINY)
+    rng = np.random.default_rng(0)
+    useful = rng.normal(size=(20, 30)).astype(np.float32)
+    targets = [np.argsort(-row)[:3] for row in useful]  # the useful component ranks every target first
+    inert = np.zeros_like(useful)
+    comps = {"useful": useful, "inert": inert}
+    w, best = model._coordinate_ascent(["useful", "inert"], comps, targets, [np.array([], int)] * 20,
+                                       {"useful": 1.0, "inert": 1.0})
+    assert w["useful"] > 0 and w["inert"] == 0.0 and best == pytest.approx(1.0)

@@ -114,7 +114,7 @@ def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = N
     seed = int(seed if seed is not None else params.get("seed", 42))
     seed_everything(seed)
     s = split_for(ds, params, split, seed)
-    train = TrainData.build(s.train_events, ds.items, seed=seed)
+    train = TrainData.build(s.train_events, ds.items, seed=seed, protocol=s.name)
     names = methods or list(ep.get("methods") or method_registry.available())
     extra = extra_methods or {}
     factories: dict[str, Callable[[], Recommender]] = {
