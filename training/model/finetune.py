@@ -102,8 +102,13 @@ class PartialEncoder:
         return b["input_ids"], b["attention_mask"]
 
     def _mask(self, hidden: torch.Tensor, am: torch.Tensor):
-        return self.bert._create_attention_masks(attention_mask=am, encoder_attention_mask=None, embedding_output=hidden,
-                                                 encoder_hidden_states=None, cache=None)[0]
+        """The mask the encoder's attention kernel expects, through the public masking API: a private
+        ``BertModel`` helper used before changed its signature between transformers 5.17 and 5.24."""
+        try:
+            from transformers.masking_utils import create_bidirectional_mask
+        except ImportError:  # pragma: no cover - transformers < 4.56: the classic additive mask
+            return self.bert.get_extended_attention_mask(am, am.shape, dtype=hidden.dtype)
+        return create_bidirectional_mask(config=self.bert.config, inputs_embeds=hidden, attention_mask=am)
 
     @torch.no_grad()
     def bottom(self, input_ids: torch.Tensor, am: torch.Tensor, batch: int = 256, progress: bool = True) -> torch.Tensor:
