@@ -192,37 +192,7 @@ class ColdrecModel(Recommender):
         self.report["blend"] = tuned
 
     def _coordinate_ascent(self, names, comps, targets, excluded, start):
-        """Tune one weight at a time over the grid, a few rounds: cheap, and good enough for <10 weights."""
-        w = {n: float(start.get(n, 0.0)) for n in names}
-        if not any(w.values()):
-            w[names[0]] = 1.0
-
-        def score(weights):
-            if not any(weights.values()):
-                return -1.0
-            return _fast_ndcg(sum(weights[n] * comps[n] for n in names if weights[n]), targets, excluded)
-
-        best = score(w)
-        for _ in range(3):
-            improved = False
-            for n in names:
-                for g in self.cfg.grid:
-                    cand = {**w, n: g}
-                    sc = score(cand)
-                    if sc > best + 1e-6:
-                        best, w, improved = sc, cand, True
-            if not improved:
-                break
-        # prune: drop every component whose removal costs nothing on validation. A weight left over
-        # from an earlier step can be inert there yet decisive on new data: on movielens, "new
-        # arrival" x8 tied with popularity x8 in validation and buried popular films at test time.
-        for n in sorted(names, key=lambda n: w[n]):
-            if w[n] and sum(1 for v in w.values() if v) > 1:
-                cand = {**w, n: 0.0}
-                sc = score(cand)
-                if sc >= best - 1e-6:
-                    best, w = max(best, sc), cand
-        return w, best
+        return coordinate_ascent(names, comps, targets, excluded, start, self.cfg.grid)
 
     # ---------------------------------------------------------------- scoring
     def _text_vectors(self, profiles: Sequence[Profile]) -> dict[int, np.ndarray]:
@@ -330,6 +300,40 @@ class ColdrecModel(Recommender):
         if driver == "recent":
             return "trending with shoppers right now"
         return "popular with shoppers"
+
+
+def coordinate_ascent(names, comps, targets, excluded, start, grid):
+    """Tune one weight at a time over the grid, a few rounds: cheap, and good enough for <10 weights."""
+    w = {n: float(start.get(n, 0.0)) for n in names}
+    if not any(w.values()):
+        w[names[0]] = 1.0
+
+    def score(weights):
+        if not any(weights.values()):
+            return -1.0
+        return _fast_ndcg(sum(weights[n] * comps[n] for n in names if weights[n]), targets, excluded)
+
+    best = score(w)
+    for _ in range(3):
+        improved = False
+        for n in names:
+            for g in grid:
+                cand = {**w, n: g}
+                sc = score(cand)
+                if sc > best + 1e-6:
+                    best, w, improved = sc, cand, True
+        if not improved:
+            break
+    # prune: drop every component whose removal costs nothing on validation. A weight left over
+    # from an earlier step can be inert there yet decisive on new data: on movielens, "new
+    # arrival" x8 tied with popularity x8 in validation and buried popular films at test time.
+    for n in sorted(names, key=lambda n: w[n]):
+        if w[n] and sum(1 for v in w.values() if v) > 1:
+            cand = {**w, n: 0.0}
+            sc = score(cand)
+            if sc >= best - 1e-6:
+                best, w = max(best, sc), cand
+    return w, best
 
 
 def validation_split(train: TrainData, protocol: str, fraction: float, max_users: int | None) -> Split:

@@ -1,0 +1,167 @@
+"""How far can a linear blend of collaborative components go? (evidence for issue 4's notes)
+
+    python benchmarks/blend_ceiling.py --dataset online-retail --split time \
+        --blend knn,session,pop,recent60,enc [--blend knn,ease500 ...] [--oracle]
+
+Each ``--blend`` is tuned per k by coordinate ascent on a validation slice carved from the training
+part the way the split carves test users (time: newest users; users: a random share), then scored on
+the split's test users: NDCG@10 at k = 1, 3, 5. ``--oracle`` also tunes on the *test* users
+themselves: not a result, an upper bound on what re-weighting these components could ever reach.
+
+Components: ``knn`` (shrunk cosine co-occurrence, the item_knn baseline), ``session`` (same, over
+same-day baskets), ``srN`` / ``srNs`` (sequential rules: items following within N positions,
+``s`` = both directions), ``easeL`` (EASE, ridge L), ``rp3B`` (RP3beta, beta B), ``pop``,
+``recentD`` (popularity over the last D days), ``enc`` (zero-shot MiniLM profile cosine).
+Profiles weight the user's items by recency (decay 0.7, newest = 1), as the model does.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+from coldrec.config import load_params, settings  # noqa: E402
+from coldrec.dataset import load_prepared  # noqa: E402
+from coldrec.recommender import TrainData  # noqa: E402
+from training.encoder import encode, item_texts, resolve_model_path  # noqa: E402
+from training.evaluation.evaluate import split_for  # noqa: E402
+from training.methods.baselines import ItemKNN  # noqa: E402
+from training.model.finetune import recency_weights  # noqa: E402
+from training.model.hybrid import (_fast_ndcg, _sequences, _sessions, coordinate_ascent, standardise,  # noqa: E402
+                                    validation_split)  # noqa: E402
+
+GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def profile_matrix(data: TrainData, cases, decay: float = 0.7) -> sp.csr_matrix:
+    rows, cols, vals = [], [], []
+    for r, c in enumerate(cases):
+        known = data.known(c.profile.items)[-20:]
+        if known:
+            rows += [r] * len(known)
+            cols += known
+            vals += list(recency_weights(len(known), decay))
+    return sp.csr_matrix((np.array(vals, np.float32), (rows, cols)), shape=(len(cases), data.n_items))
+
+
+def ease(data: TrainData, lam: float) -> np.ndarray:
+    g = (data.matrix.T @ data.matrix).toarray().astype(np.float64)
+    g[np.diag_indices_from(g)] += lam
+    p = np.linalg.inv(g)
+    b = p / (-np.diag(p))
+    np.fill_diagonal(b, 0)
+    return b.astype(np.float32)
+
+
+def rp3(data: TrainData, beta: float) -> np.ndarray:
+    x = data.matrix.astype(np.float32)
+    du, di = np.asarray(x.sum(1)).ravel(), np.asarray(x.sum(0)).ravel()
+    w = ((sp.diags(1 / np.maximum(di, 1)) @ x.T) @ (sp.diags(1 / np.maximum(du, 1)) @ x)).toarray()
+    w /= np.maximum(di, 1)[None, :] ** beta
+    np.fill_diagonal(w, 0)
+    return w
+
+
+def sequential_rules(data: TrainData, window: int, both: bool) -> sp.csr_matrix:
+    rows, cols, vals = [], [], []
+    for s in _sequences(data):
+        for d in range(1, min(window, len(s) - 1) + 1):
+            rows.append(s[:-d]), cols.append(s[d:]), vals.append(np.full(len(s) - d, 1.0 / d, np.float32))
+    m = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(data.n_items,) * 2)
+    m = m + m.T if both else m
+    return (sp.diags(1 / np.maximum(np.asarray(m.sum(1)).ravel(), 1e-9)) @ m).tocsr()
+
+
+def recent_popularity(data: TrainData, days: int) -> np.ndarray:
+    ev = data.events.dropna(subset=["item_id"])
+    ev = ev[ev["timestamp"] >= ev["timestamp"].max() - pd.Timedelta(days=days)]
+    idx = ev.drop_duplicates(["user_id", "item_id"])["item_id"].map(data.item_index).dropna().astype(int)
+    return np.log1p(np.bincount(idx, minlength=data.n_items).astype(np.float32))
+
+
+def build(data: TrainData, name: str):
+    if name == "knn":
+        return ItemKNN(shrink=10).fit(data).sim
+    if name == "session":
+        return ItemKNN(shrink=10).fit(_sessions(data)).sim
+    if name.startswith("sr"):
+        return sequential_rules(data, int(name[2:].rstrip("s")), name.endswith("s"))
+    if name.startswith("ease"):
+        return ease(data, float(name[4:]))
+    if name.startswith("rp3"):
+        return rp3(data, float(name[3:]))
+    if name == "pop":
+        return np.log1p(data.popularity())
+    if name.startswith("recent"):
+        return recent_popularity(data, int(name[6:] or 60))
+    if name == "enc":
+        return "enc"
+    raise SystemExit(f"unknown component {name!r}")
+
+
+def component(data: TrainData, cases, obj, vecs: np.ndarray) -> np.ndarray:
+    if isinstance(obj, str):  # enc
+        u = profile_matrix(data, cases).toarray() @ vecs
+        u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
+        return standardise(u @ vecs.T)
+    if isinstance(obj, np.ndarray) and obj.ndim == 1:
+        return standardise(np.tile(obj, (len(cases), 1)))
+    s = profile_matrix(data, cases) @ obj
+    return standardise(np.asarray(s.todense()) if sp.issparse(s) else np.asarray(s))
+
+
+def ascent(comps: dict[str, np.ndarray], targets, excluded, first: str) -> tuple[dict[str, float], float]:
+    """The model's own weight search (coordinate ascent, then pruning), from ``first`` alone."""
+    names = list(comps)
+    w, best = coordinate_ascent(names, comps, targets, excluded, {first: 1.0}, GRID)
+    return {n: v for n, v in w.items() if v}, best
+
+
+def cases_for(data: TrainData, cases, names, objs, vecs):
+    comps = {n: component(data, cases, objs[n], vecs) for n in names}
+    targets = [np.array(data.known(c.targets)) for c in cases]
+    excluded = [np.array(data.known(c.profile.items + c.exclude)) for c in cases]
+    return comps, targets, excluded
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="online-retail")
+    ap.add_argument("--split", default="time", choices=["time", "users"])
+    ap.add_argument("--blend", action="append", required=True, help="comma-separated components")
+    ap.add_argument("--oracle", action="store_true", help="also tune on test users (an upper bound, not a result)")
+    a = ap.parse_args()
+    params = load_params()
+    ds = load_prepared(settings().data_dir / a.dataset)
+    split = split_for(ds, params, a.split)
+    train = TrainData.build(split.train_events, ds.items, seed=42, protocol=a.split)
+    val = validation_split(train, a.split, 0.2, 400)
+    inner = TrainData.build(val.train_events, ds.items, seed=42)
+    vecs = encode(item_texts(ds.items), resolve_model_path(params), progress=False)
+    print(f"| blend | val k=1/3/5 | test k=1/3/5 |{' oracle k=1/3/5 |' if a.oracle else ''} weights (validation) |")
+    print(f"|---|---|---|{'---|' if a.oracle else ''}---|")
+    for blend in a.blend:
+        names = blend.split(",")
+        o_in, o_tr = {n: build(inner, n) for n in names}, {n: build(train, n) for n in names}
+        vals, tests, oracles, weights = [], [], [], []
+        for k in (1, 3, 5):
+            pooled = [c for kk in (k - 1, k, k + 1) if kk > 0 for c in val.cases.get(kk, [])]
+            w, v = ascent(*cases_for(inner, pooled, names, o_in, vecs), names[0])
+            comps, t, e = cases_for(train, split.cases[k], names, o_tr, vecs)
+            vals.append(v)
+            weights.append(w)
+            tests.append(_fast_ndcg(sum(x * comps[n] for n, x in w.items()), t, e))
+            if a.oracle:
+                oracles.append(ascent(comps, t, e, names[0])[1])
+        fmt = lambda xs: " / ".join(f"{x:.4f}" for x in xs)  # noqa: E731
+        print(f"| {blend} | {fmt(vals)} | {fmt(tests)} |{f' {fmt(oracles)} |' if a.oracle else ''} {weights} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
