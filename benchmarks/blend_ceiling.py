@@ -23,7 +23,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 from coldrec.config import load_params, settings  # noqa: E402
@@ -32,22 +31,10 @@ from coldrec.recommender import TrainData  # noqa: E402
 from training.encoder import encode, item_texts, resolve_model_path  # noqa: E402
 from training.evaluation.evaluate import split_for  # noqa: E402
 from training.methods.baselines import ItemKNN  # noqa: E402
-from training.model.finetune import recency_weights  # noqa: E402
-from training.model.hybrid import (_fast_ndcg, _sequences, _sessions, coordinate_ascent, standardise,  # noqa: E402
-                                    validation_split)  # noqa: E402
+from training.model.hybrid import (_fast_ndcg, _sequences, _sessions, coordinate_ascent, profile_matrix,  # noqa: E402
+                                    recent_popularity, standardise, validation_split)
 
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-
-
-def profile_matrix(data: TrainData, cases, decay: float = 0.7) -> sp.csr_matrix:
-    rows, cols, vals = [], [], []
-    for r, c in enumerate(cases):
-        known = data.known(c.profile.items)[-20:]
-        if known:
-            rows += [r] * len(known)
-            cols += known
-            vals += list(recency_weights(len(known), decay))
-    return sp.csr_matrix((np.array(vals, np.float32), (rows, cols)), shape=(len(cases), data.n_items))
 
 
 def ease(data: TrainData, lam: float) -> np.ndarray:
@@ -78,13 +65,6 @@ def sequential_rules(data: TrainData, window: int, both: bool) -> sp.csr_matrix:
     return (sp.diags(1 / np.maximum(np.asarray(m.sum(1)).ravel(), 1e-9)) @ m).tocsr()
 
 
-def recent_popularity(data: TrainData, days: int) -> np.ndarray:
-    ev = data.events.dropna(subset=["item_id"])
-    ev = ev[ev["timestamp"] >= ev["timestamp"].max() - pd.Timedelta(days=days)]
-    idx = ev.drop_duplicates(["user_id", "item_id"])["item_id"].map(data.item_index).dropna().astype(int)
-    return np.log1p(np.bincount(idx, minlength=data.n_items).astype(np.float32))
-
-
 def build(data: TrainData, name: str):
     if name == "knn":
         return ItemKNN(shrink=10).fit(data).sim
@@ -107,12 +87,12 @@ def build(data: TrainData, name: str):
 
 def component(data: TrainData, cases, obj, vecs: np.ndarray) -> np.ndarray:
     if isinstance(obj, str):  # enc
-        u = profile_matrix(data, cases).toarray() @ vecs
+        u = profile_matrix(data, [c.profile for c in cases], 20, 0.7).toarray() @ vecs
         u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
         return standardise(u @ vecs.T)
     if isinstance(obj, np.ndarray) and obj.ndim == 1:
         return standardise(np.tile(obj, (len(cases), 1)))
-    s = profile_matrix(data, cases) @ obj
+    s = profile_matrix(data, [c.profile for c in cases], 20, 0.7) @ obj
     return standardise(np.asarray(s.todense()) if sp.issparse(s) else np.asarray(s))
 
 

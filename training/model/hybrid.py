@@ -85,12 +85,31 @@ class CollaborativeParts:
         knn = ItemKNN(shrink=cfg.knn_shrink).fit(train).sim
         session = ItemKNN(shrink=cfg.knn_shrink).fit(_sessions(train)).sim
         pop = np.log1p(train.popularity())
-        ev = train.events.dropna(subset=["item_id"])
-        recent = ev[ev["timestamp"] >= ev["timestamp"].max() - pd.Timedelta(days=cfg.recent_days)]
-        counts = recent.drop_duplicates(["user_id", "item_id"])["item_id"].map(train.item_index).dropna().astype(int)
-        recent_pop = np.log1p(np.bincount(counts, minlength=train.n_items).astype(np.float32))
+        recent_pop = recent_popularity(train, cfg.recent_days)
         new = (train.popularity() == 0).astype(np.float32)  # no training interaction: a new arrival
         return cls(knn, session, pop, recent_pop, new)
+
+
+def recent_popularity(train: TrainData, days: int) -> np.ndarray:
+    """log(1 + distinct buyers) per item over the last ``days`` of the training events ("trending")."""
+    ev = train.events.dropna(subset=["item_id"])
+    recent = ev[ev["timestamp"] >= ev["timestamp"].max() - pd.Timedelta(days=days)]
+    counts = recent.drop_duplicates(["user_id", "item_id"])["item_id"].map(train.item_index).dropna().astype(int)
+    return np.log1p(np.bincount(counts, minlength=train.n_items).astype(np.float32))
+
+
+def profile_matrix(data: TrainData, profiles: Sequence[Profile], history: int, decay: float):
+    """Profiles x items (sparse): each profile's last ``history`` known items, weighted by recency."""
+    import scipy.sparse as sp
+
+    rows, cols, vals = [], [], []
+    for r, p in enumerate(profiles):
+        known = data.known(p.items)[-history:]
+        if known:
+            rows += [r] * len(known)
+            cols += known
+            vals += list(recency_weights(len(known), decay))
+    return sp.csr_matrix((np.array(vals, np.float32), (rows, cols)), shape=(len(profiles), data.n_items))
 
 
 def _sessions(train: TrainData) -> TrainData:
@@ -219,17 +238,7 @@ class ColdrecModel(Recommender):
         return self._user_vectors(data, profiles) @ self.item_vecs.T
 
     def _knn_scores(self, data: TrainData, profiles: Sequence[Profile], sim=None) -> np.ndarray:
-        import scipy.sparse as sp
-
-        rows, cols, vals = [], [], []
-        for r, p in enumerate(profiles):
-            known = data.known(p.items)[-self.cfg.history:]
-            if known:
-                w = recency_weights(len(known), self.cfg.recency_decay)
-                rows += [r] * len(known)
-                cols += known
-                vals += list(w)
-        q = sp.csr_matrix((np.array(vals, np.float32), (rows, cols)), shape=(len(profiles), data.n_items))
+        q = profile_matrix(data, profiles, self.cfg.history, self.cfg.recency_decay)
         return np.asarray((q @ (self.parts.knn_sim if sim is None else sim)).todense(), dtype=np.float32)
 
     def _components(self, data: TrainData, profiles: Sequence[Profile]) -> dict[str, np.ndarray]:
