@@ -102,10 +102,15 @@ def test_unknown_item_ids_are_ignored_with_a_warning(fitted, caplog):
 
 
 def test_query_reaches_an_item_nobody_bought(fitted):
-    # i7 ("item number 7", lighting, colour blue) has no interactions at all
-    recs = fitted.recommend(Profile(query="item number 7 lighting"), n=8)
-    assert "i7" in [r.item_id for r in recs]
-    reasons = {r.item_id: r.reason for r in recs}
+    """i7 ("item number 7", lighting) has no interactions at all: only its text can surface it."""
+    import copy
+
+    model = copy.copy(fitted)
+    model.weights = {**fitted.weights, "query": {"enc": 1.0}}
+    recs = model.recommend(Profile(query="item number 7 lighting"), n=2)
+    assert recs[0].item_id == "i7" and recs[0].reason == "matches your search 'item number 7 lighting'"
+    # whatever the tuned blend, a never-bought item is never explained by co-buys or popularity
+    reasons = {r.item_id: r.reason for r in fitted.recommend(Profile(query="item number 7 lighting"), n=8)}
     assert reasons["i7"] in ("matches your search 'item number 7 lighting'", "new arrival")
 
 
@@ -202,3 +207,33 @@ def test_weight_search_drops_components_that_do_not_help():
     w, best = model._coordinate_ascent(["useful", "inert"], comps, targets, [np.array([], int)] * 20,
                                        {"useful": 1.0, "inert": 1.0})
     assert w["useful"] > 0 and w["inert"] == 0.0 and best == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("protocol, has_new", [("time", True), ("users", False), ("warm", False)])
+def test_new_arrival_prior_only_when_users_arrive_in_time(protocol, has_new):
+    """Under a users split, "never bought in training" means "bought by a held-out user": a leak."""
+    from training.model.hybrid import blend_components
+
+    for bucket in ("0", "1", "5", "query"):
+        names = blend_components(bucket, protocol)
+        assert ("new" in names) is has_new
+        assert ("qknn" in names) is (bucket != "0") and ("enc" in names) is (bucket != "0")
+
+
+def test_query_reaches_what_buyers_of_the_matching_item_also_bought(fitted):
+    """qknn: text -> the best-matching bought items -> their co-buys (even items go with even)."""
+    import copy
+
+    model = copy.copy(fitted)
+    model.cfg = copy.copy(fitted.cfg)
+    model.cfg.query_seeds = 1
+    text = {0: fitted.item_vecs[2], 1: fitted.item_vecs[3]}  # "searched for exactly i2 / i3"
+    s = model._query_knn_scores(3, text)
+    even, odd = [0, 4], [1, 5]  # i6, i7: never bought
+    assert s[0, even].min() > s[0, odd].max() and s[1, odd].min() > s[1, even].max()
+    assert not s[2].any()  # no text, no expansion
+    model.weights = {**fitted.weights, "query": {"qknn": 1.0}}
+    recs = model.recommend(Profile(query="item number 2"), n=2)
+    assert {r.item_id for r in recs} <= {"i0", "i2", "i4", "i6"}
+    assert all(r.reason.startswith("often bought with 'item number ") and "a match for your search 'item number 2'" in r.reason
+               for r in recs)

@@ -4,6 +4,9 @@ Components, each scored over the whole catalogue and standardised per user:
   ``enc``     cosine between the user-tower vector (recency/event-weighted mean of the fine-tuned
               item vectors of the user's items, plus query / interest text) and every item;
   ``knn``     recency-weighted item-item co-occurrence (shrunk cosine);
+  ``qknn``    co-occurrence from the items that best match the query / interest text: a shopper
+              who searched "toy story" is scored like one who picked the matching film
+              (pseudo-relevance feedback), so text alone reaches collaborative signal;
   ``pop``     log popularity over the whole training window;
   ``recent``  log popularity over its last ``recent_days``.
 Blend weights depend on how much the user has shown (0 items, 1, 2, ... 5+ items, query only)
@@ -30,10 +33,11 @@ from training.model.finetune import FinetuneConfig, FinetuneResult, finetune, re
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("enc", "knn", "session", "pop", "recent", "new")
-NO_ITEM_COMPONENTS = ("enc", "pop", "recent", "new")  # usable without any known item (enc: text only)
+COMPONENTS = ("enc", "knn", "qknn", "session", "pop", "recent", "new")
+TEXT_COMPONENTS = ("enc", "qknn")  # zero-item profiles use these only when they carry text
+NO_ITEM_COMPONENTS = ("enc", "qknn", "pop", "recent", "new")  # usable without any known item
 QUERY_BUCKET = "query"
-DEFAULT_WEIGHTS = {"0": {"pop": 0.5, "recent": 1.0}, QUERY_BUCKET: {"enc": 1.0, "recent": 0.25},
+DEFAULT_WEIGHTS = {"0": {"pop": 0.5, "recent": 1.0}, QUERY_BUCKET: {"enc": 1.0, "qknn": 1.0, "recent": 0.25},
                    **{str(b): {"enc": 1.0, "knn": 1.0, "session": 0.5, "recent": 0.5} for b in range(1, 6)}}
 EVENT_WEIGHTS = {"view": 1.0, "click": 1.0, "search": 1.0, "add_to_cart": 2.0, "purchase": 3.0, "rate": 1.0}
 
@@ -51,6 +55,8 @@ class ModelConfig:
     min_bucket_users: int = 30
     bucket_pooling: int = 1  # tune bucket k on validation users revealed k-1, k and k+1 items
     diversity_max_cosine: float = 0.85  # no-signal fallback: skip items this close to one already shown
+    query_seeds: int = 5  # qknn: catalogue items (with training interactions) that best match the text
+    query_seed_tau: float = 0.05  # qknn: softmax temperature over the seeds' cosines (lower: trust the best match)
     finetune: bool = True
 
     @classmethod
@@ -136,6 +142,7 @@ class ColdrecModel(Recommender):
         self.max_chars = int(enc.get("max_chars", 512))
         self.weights: dict[str, dict[str, float]] = {k: dict(v) for k, v in DEFAULT_WEIGHTS.items()}
         self.report: dict[str, Any] = {}
+        self.protocol = "time"  # how new users arrive; fit sets it from the data (see validation_split)
 
     # ---------------------------------------------------------------- fit
     def fit(self, train: TrainData) -> "ColdrecModel":
@@ -145,6 +152,7 @@ class ColdrecModel(Recommender):
         self.texts = item_texts(train.items, self.template, self.max_chars)
         self.st = SentenceTransformer(str(self.model_path), device="cpu")  # a private copy: fine-tuned in place
         protocol = train.protocol if self.cfg.validation == "auto" else self.cfg.validation
+        self.protocol = protocol
         val = validation_split(train, protocol, self.cfg.validation_fraction, self.cfg.max_validation_users)
         inner = TrainData.build(val.train_events, train.items, seed=train.seed, protocol=protocol)
         n_val = sum(len(c) for c in val.cases.values())
@@ -196,10 +204,7 @@ class ColdrecModel(Recommender):
             comps = self._components(inner, [c.profile for c in cases])
             targets = [np.array(inner.known(c.targets)) for c in cases]
             excluded = [np.array(inner.known(c.profile.items + c.exclude)) for c in cases]
-            if bucket == QUERY_BUCKET:
-                names = list(NO_ITEM_COMPONENTS)
-            else:
-                names = list(COMPONENTS) if key else [c for c in NO_ITEM_COMPONENTS if c != "enc"]
+            names = blend_components(bucket, self.protocol)
             best_w, best = self._coordinate_ascent(names, comps, targets, excluded, self.weights.get(bucket, {}))
             self.weights[bucket] = best_w
             tuned[bucket] = {"weights": best_w, "val_ndcg@10": round(best, 4), "users": len(cases)}
@@ -221,9 +226,10 @@ class ColdrecModel(Recommender):
         vecs = self.st.encode(list(texts.values()), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         return dict(zip(texts.keys(), vecs))
 
-    def _user_vectors(self, data: TrainData, profiles: Sequence[Profile]) -> np.ndarray:
+    def _user_vectors(self, data: TrainData, profiles: Sequence[Profile],
+                      text: dict[int, np.ndarray] | None = None) -> np.ndarray:
         out = np.zeros((len(profiles), self.item_vecs.shape[1]), np.float32)
-        text = self._text_vectors(profiles)
+        text = self._text_vectors(profiles) if text is None else text
         for r, p in enumerate(profiles):
             known, types = _known_with_types(data, p, self.cfg.history)
             if known:
@@ -234,8 +240,29 @@ class ColdrecModel(Recommender):
                 out[r] += text[r]
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
-    def _enc_scores(self, data: TrainData, profiles: Sequence[Profile]) -> np.ndarray:
-        return self._user_vectors(data, profiles) @ self.item_vecs.T
+    def _enc_scores(self, data: TrainData, profiles: Sequence[Profile],
+                    text: dict[int, np.ndarray] | None = None) -> np.ndarray:
+        return self._user_vectors(data, profiles, text) @ self.item_vecs.T
+
+    def _query_seeds(self, text_vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The items with training interactions that best match a text vector, and softmax weights."""
+        sims = self.item_vecs @ text_vec
+        sims = np.where(self.parts.pop > 0, sims, -np.inf)  # a never-bought item has no co-occurrence row
+        m = min(self.cfg.query_seeds, int(np.isfinite(sims).sum()))
+        if m <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        top = np.argpartition(-sims, m - 1)[:m]
+        top = top[np.argsort(-sims[top], kind="stable")]
+        w = np.exp((sims[top] - sims[top[0]]) / self.cfg.query_seed_tau)
+        return top, (w / w.sum()).astype(np.float32)
+
+    def _query_knn_scores(self, n: int, text: dict[int, np.ndarray]) -> np.ndarray:
+        out = np.zeros((n, len(self.item_vecs)), np.float32)
+        for r, vec in text.items():
+            seeds, w = self._query_seeds(vec)
+            if len(seeds):
+                out[r] = np.asarray(self.parts.knn_sim[seeds].T @ w).ravel()
+        return out
 
     def _knn_scores(self, data: TrainData, profiles: Sequence[Profile], sim=None) -> np.ndarray:
         q = profile_matrix(data, profiles, self.cfg.history, self.cfg.recency_decay)
@@ -243,9 +270,11 @@ class ColdrecModel(Recommender):
 
     def _components(self, data: TrainData, profiles: Sequence[Profile]) -> dict[str, np.ndarray]:
         n = len(profiles)
+        text = self._text_vectors(profiles)
         return {
-            "enc": standardise(self._enc_scores(data, profiles)),
+            "enc": standardise(self._enc_scores(data, profiles, text)),
             "knn": standardise(self._knn_scores(data, profiles)),
+            "qknn": standardise(self._query_knn_scores(n, text)),
             "session": standardise(self._knn_scores(data, profiles, self.parts.session_sim)),
             "pop": standardise(np.tile(self.parts.pop, (n, 1))),
             "recent": standardise(np.tile(self.parts.recent, (n, 1))),
@@ -287,28 +316,54 @@ class ColdrecModel(Recommender):
                 for i in order[:n]]
 
     def _reason(self, profile: Profile, item: int, comps: dict[str, np.ndarray], w: dict[str, float]) -> str:
+        """The strongest contributor that can truthfully explain the item (a co-buy claim needs a co-buy)."""
         contrib = {c: w.get(c, 0.0) * comps[c][0, item] for c in COMPONENTS if w.get(c)}
-        driver = max(contrib, key=contrib.get) if contrib else "pop"
         known = self.train.known(profile.items)[-self.cfg.history:]
         titles = self.train.items["title"]
-        if driver in ("knn", "session") and known:
-            sim = self.parts.knn_sim if driver == "knn" else self.parts.session_sim
-            src = max(known, key=lambda j: sim[j, item])
-            return f"often bought with '{titles.iat[src]}'" if driver == "knn" else f"in the same baskets as '{titles.iat[src]}'"
-        if driver == "enc" or (driver in ("knn", "session") and not known):
-            sims = {f"similar to '{titles.iat[j]}'": float(self.item_vecs[j] @ self.item_vecs[item]) for j in known}
-            text_vecs = self._text_vectors([profile])
-            if 0 in text_vecs:
-                label = (f"matches your search '{profile.query}'" if profile.query
-                         else f"matches your interests ({', '.join(profile.interests)})")
-                sims[label] = float(text_vecs[0] @ self.item_vecs[item])
-            if sims:
+        text_vecs = self._text_vectors([profile]) if profile.has_text() else {}
+        asked = (f"your search '{profile.query}'" if profile.query
+                 else f"your interests ({', '.join(profile.interests)})")
+        for driver in sorted((c for c in contrib if contrib[c] > 0), key=contrib.get, reverse=True):
+            if driver in ("knn", "session") and known:
+                sim = self.parts.knn_sim if driver == "knn" else self.parts.session_sim
+                src = max(known, key=lambda j: sim[j, item])
+                if sim[src, item] > 0:
+                    return (f"often bought with '{titles.iat[src]}'" if driver == "knn"
+                            else f"in the same baskets as '{titles.iat[src]}'")
+            elif driver == "qknn" and 0 in text_vecs:
+                seeds, sw = self._query_seeds(text_vecs[0])
+                links = [wt * self.parts.knn_sim[j, item] for j, wt in zip(seeds, sw)]
+                if links and max(links) > 0:
+                    return f"often bought with '{titles.iat[seeds[int(np.argmax(links))]]}', a match for {asked}"
+            elif driver == "enc" and (known or 0 in text_vecs):
+                sims = {f"similar to '{titles.iat[j]}'": float(self.item_vecs[j] @ self.item_vecs[item]) for j in known}
+                if 0 in text_vecs:
+                    sims[f"matches {asked}"] = float(text_vecs[0] @ self.item_vecs[item])
                 return max(sims, key=sims.get)
-        if driver == "new":
-            return "new arrival"
-        if driver == "recent":
-            return "trending with shoppers right now"
-        return "popular with shoppers"
+            elif driver == "new":
+                return "new arrival"
+            elif driver == "recent":
+                return "trending with shoppers right now"
+            elif driver == "pop":
+                return "popular with shoppers"
+        buyers = int(round(float(np.expm1(self.parts.pop[item]))))  # nothing above pulled it up: say what is true
+        return f"bought by {buyers} shopper{'s' if buyers != 1 else ''}" if buyers else "new arrival"
+
+
+def blend_components(bucket: str, protocol: str) -> list[str]:
+    """The components a bucket's weights are searched over.
+
+    "new" means "arrived after the training period" only when users arrive in time. Under a users
+    (or warm) split, an item without training interactions is one that only held-out users touched:
+    its weight would learn the split, not the shop.
+    """
+    if bucket == QUERY_BUCKET:
+        names = list(NO_ITEM_COMPONENTS)
+    elif bucket == "0":
+        names = [c for c in NO_ITEM_COMPONENTS if c not in TEXT_COMPONENTS]
+    else:
+        names = list(COMPONENTS)
+    return names if protocol == "time" else [n for n in names if n != "new"]
 
 
 def coordinate_ascent(names, comps, targets, excluded, start, grid):
