@@ -237,3 +237,18 @@ def test_query_reaches_what_buyers_of_the_matching_item_also_bought(fitted):
     assert {r.item_id for r in recs} <= {"i0", "i2", "i4", "i6"}
     assert all(r.reason.startswith("often bought with 'item number ") and "a match for your search 'item number 2'" in r.reason
                for r in recs)
+
+
+def test_weight_search_escapes_a_local_optimum_by_restarting():
+    """From x alone every single step looks worse, yet y + z ranks the target first."""
+    from training.model.hybrid import coordinate_ascent
+
+    #                    T    A    B    C    D    E   (T: the target)
+    x = np.array([[1.0, 2.0, 0.0, 0.0, 0.9, 0.9]], np.float32)
+    y = np.array([[1.0, -5.0, 3.0, -5.0, 1.5, 0.0]], np.float32)
+    z = np.array([[1.0, -5.0, -5.0, 3.0, 0.0, 1.5]], np.float32)
+    comps, targets, excluded = {"x": x, "y": y, "z": z}, [np.array([0])], [np.array([], int)]
+    w, best = coordinate_ascent(["x", "y", "z"], comps, targets, excluded, {"x": 1.0}, (0.0, 1.0), restarts=False)
+    assert w == {"x": 1.0, "y": 0.0, "z": 0.0} and best < 1.0  # stuck
+    w, best = coordinate_ascent(["x", "y", "z"], comps, targets, excluded, {"x": 1.0}, (0.0, 1.0))
+    assert w == {"x": 0.0, "y": 1.0, "z": 1.0} and best == pytest.approx(1.0)

@@ -366,17 +366,33 @@ def blend_components(bucket: str, protocol: str) -> list[str]:
     return names if protocol == "time" else [n for n in names if n != "new"]
 
 
-def coordinate_ascent(names, comps, targets, excluded, start, grid):
-    """Tune one weight at a time over the grid, a few rounds: cheap, and good enough for <10 weights."""
+def coordinate_ascent(names, comps, targets, excluded, start, grid, restarts: bool = True):
+    """Tune one weight at a time over the grid, from ``start`` and (``restarts``) from each component
+    alone; keep the best on validation. One start finds a local optimum: on movielens the default
+    start settled on knn x0.25, while starting from knn alone found knn x1 + pop x8 (k=1 test
+    NDCG 0.452 -> 0.461). Blends already scored are cached, so restarts cost less than they seem."""
+    cache: dict[tuple[float, ...], float] = {}
+
+    def score(weights):
+        key = tuple(weights[n] for n in names)
+        if key not in cache:
+            cache[key] = (-1.0 if not any(key) else
+                          _fast_ndcg(sum(weights[n] * comps[n] for n in names if weights[n]), targets, excluded))
+        return cache[key]
+
+    starts = [start] + ([{n: 1.0} for n in names] if restarts else [])
+    best_w, best = None, -np.inf
+    for st in starts:
+        w, sc = _ascend(names, score, st, grid)
+        if sc > best + 1e-6:
+            best_w, best = w, sc
+    return best_w, best
+
+
+def _ascend(names, score, start, grid):
     w = {n: float(start.get(n, 0.0)) for n in names}
     if not any(w.values()):
         w[names[0]] = 1.0
-
-    def score(weights):
-        if not any(weights.values()):
-            return -1.0
-        return _fast_ndcg(sum(weights[n] * comps[n] for n in names if weights[n]), targets, excluded)
-
     best = score(w)
     for _ in range(3):
         improved = False
