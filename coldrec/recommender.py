@@ -23,6 +23,7 @@ class Profile:
     query: str | None = None
     interests: list[str] = field(default_factory=list)  # categories / keywords chosen at onboarding
     attributes: dict[str, Any] = field(default_factory=dict)
+    at: Any = None  # when the shopper arrived (a timestamp; naive = UTC); None = now
 
     def has_text(self) -> bool:
         return bool((self.query and self.query.strip()) or self.interests)

@@ -252,3 +252,49 @@ def test_weight_search_escapes_a_local_optimum_by_restarting():
     assert w == {"x": 1.0, "y": 0.0, "z": 0.0} and best < 1.0  # stuck
     w, best = coordinate_ascent(["x", "y", "z"], comps, targets, excluded, {"x": 1.0}, (0.0, 1.0))
     assert w == {"x": 0.0, "y": 1.0, "z": 1.0} and best == pytest.approx(1.0)
+
+
+def test_arrival_popularity_counts_only_the_window_before_the_shopper_arrived():
+    from training.model.hybrid import ArrivalHistory
+
+    day = lambda d: pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=d)  # noqa: E731
+    ev = pd.DataFrame([("a", "i0", 0), ("b", "i0", 1), ("c", "i1", 10), ("a", "i1", 11), ("d", "i2", 40),
+                       ("d", "i2", 41)],  # d's repeat is one buyer
+                      columns=["user_id", "item_id", "day"])
+    ev = ev.assign(event_type="purchase", timestamp=ev.pop("day").map(day))
+    h = ArrivalHistory.fit(TrainData.build(ev, make_items(4)), days=5)
+    buyers = lambda at, days="fitted": np.expm1(h.scores([at], days)[0]).round(6).tolist()  # noqa: E731
+    assert buyers(day(2)) == [2, 0, 0, 0]  # i0 bought by a and b in the 5 days before
+    assert buyers(day(12)) == [0, 2, 0, 0]  # i0's buyers are older than the window
+    assert buyers(day(12), None) == [2, 2, 0, 0]  # no window: everything before arrival
+    assert buyers(day(0.5), None) == [1, 0, 0, 0]  # nothing after the arrival counts
+    assert buyers(None) == buyers(day(400)) == [0, 0, 1, 0]  # now, or after training: its last 5 days
+    assert buyers("2024-01-03") == buyers(day(2))  # naive times are UTC
+
+
+def test_fit_picks_the_arrival_window_on_validation_and_saves_it(fitted, tmp_path):
+    from training.model.artifacts import load_model, save_model
+
+    picked = fitted.report["arrival_window"]
+    assert picked["days"] == fitted.parts.history.days
+    assert set(picked["val_ndcg@10"]) == {"365", "90", "30", "all"}
+    label = "all" if picked["days"] is None else f"{picked['days']:g}"
+    assert picked["val_ndcg@10"][label] == max(picked["val_ndcg@10"].values())
+    loaded = load_model(save_model(fitted, tmp_path / "v", "fp", TINY), quantized=False)
+    early = Profile(items=["i0"], at="2024-01-10")  # arrived while the shop was young
+    np.testing.assert_allclose(loaded.score([early]), fitted.score([early]), atol=1e-4)
+    assert loaded.parts.history.days == fitted.parts.history.days
+    assert (loaded.parts.history.scores([early.at]) == fitted.parts.history.scores([early.at])).all()
+
+
+def test_arrival_reason_says_which_window(fitted):
+    import copy
+
+    model = copy.copy(fitted)
+    model.parts = copy.copy(fitted.parts)
+    model.parts.history = copy.copy(fitted.parts.history)
+    model.parts.history.days = 30
+    assert model._arrival_reason(Profile(at="2024-01-10")) == "popular with shoppers in the 30 days before you arrived"
+    assert model._arrival_reason(Profile()) == "popular with shoppers over the last 30 days"
+    model.parts.history.days = 365
+    assert model._arrival_reason(Profile(at="2030-01-01")) == "popular with shoppers over the last year"

@@ -39,6 +39,8 @@ def test_time_split_holds_out_only_users_first_seen_after_cutoff():
     assert {c.user_id for c in s.cases[0]} == {"new", "new2"}
     assert all(c.profile.items == [] for c in s.cases[0])
     assert s.cold_items == {"c", "d"}  # first sold on/after the cutoff
+    arrived = {c.user_id: c.profile.at for cases in s.cases.values() for c in cases}  # "now", when they came
+    assert arrived == {"new": pd.Timestamp("2024-02-02", tz="UTC"), "new2": pd.Timestamp("2024-02-07", tz="UTC")}
 
 def test_user_split_is_seeded_and_disjoint():
     a = make_split(EVENTS, "users", [1], holdout=0.5, seed=3)

@@ -50,19 +50,21 @@ class Split:
     info: dict
 
 
-def _sequences(events: pd.DataFrame) -> dict[str, tuple[list[str], list[str], str | None]]:
-    """user -> (distinct items in order of first interaction, their first event types, first query)."""
+def _sequences(events: pd.DataFrame) -> dict[str, tuple[list[str], list[str], str | None, pd.Timestamp]]:
+    """user -> (distinct items in order of first interaction, their first event types, first query,
+    first event time: when the user arrived, which a live system knows as "now")."""
     ev = events.sort_values("timestamp", kind="stable")
-    out: dict[str, tuple[list[str], list[str], str | None]] = {}
+    arrived = ev.groupby("user_id")["timestamp"].min()
+    out: dict[str, tuple[list[str], list[str], str | None, pd.Timestamp]] = {}
     with_items = ev[ev["item_id"].notna()].drop_duplicates(["user_id", "item_id"])
     for uid, g in with_items.groupby("user_id", sort=True):
-        out[uid] = (g["item_id"].tolist(), g["event_type"].tolist(), None)
+        out[uid] = (g["item_id"].tolist(), g["event_type"].tolist(), None, arrived[uid])
     if "query" not in ev.columns:
         return out
     searches = ev[(ev["event_type"] == "search") & ev["query"].notna()].drop_duplicates("user_id")
     for uid, q in zip(searches["user_id"], searches["query"]):
-        items, types, _ = out.get(uid, ([], [], None))
-        out[uid] = (items, types, q)
+        items, types, _, _ = out.get(uid, ([], [], None, None))
+        out[uid] = (items, types, q, arrived[uid])
     return out
 
 
@@ -71,21 +73,21 @@ def probe_query(title: str) -> str | None:
     return " ".join(words[:QUERY_WORDS]) or None
 
 
-def _reveal_cases(seqs: dict[str, tuple[list[str], list[str], str | None]], ks: list[int],
+def _reveal_cases(seqs: dict[str, tuple[list[str], list[str], str | None, pd.Timestamp]], ks: list[int],
                   titles: dict[str, str] | None = None) -> dict[int | str, list[Case]]:
     cases: dict[int | str, list[Case]] = {k: [] for k in ks}
     if titles is not None:
         cases[QUERY] = []
-    for uid, (items, types, query) in seqs.items():
+    for uid, (items, types, query, arrived) in seqs.items():
         for k in ks:
             if len(items) <= k:
                 continue
-            profile = Profile(items=items[:k], event_types=types[:k], query=query if k == 0 else None)
+            profile = Profile(items=items[:k], event_types=types[:k], query=query if k == 0 else None, at=arrived)
             cases[k].append(Case(uid, profile, items[k:]))
         if titles is not None and len(items) >= 2:
             q = probe_query(titles.get(items[0], ""))
             if q:
-                cases[QUERY].append(Case(uid, Profile(query=q), items[1:], exclude=[items[0]]))
+                cases[QUERY].append(Case(uid, Profile(query=q, at=arrived), items[1:], exclude=[items[0]]))
     return cases
 
 
@@ -133,7 +135,7 @@ def warm_split(events: pd.DataFrame, ks: list[int], seed: int = 42, max_users: i
     train = events[~pairs.isin(list(held.items()))]
     cases: dict[int, list[Case]] = {k: [] for k in ks if k > 0}
     for u in users:
-        items, types, _ = seqs[u]
+        items, types, _, _ = seqs[u]
         history = items[:-1]
         for k in cases:
             cases[k].append(Case(u, Profile(items=history[-k:], event_types=types[:-1][-k:]), [items[-1]], exclude=history))

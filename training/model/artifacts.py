@@ -66,7 +66,9 @@ def save_model(model, out_dir: str | Path | None, data_fingerprint: str, params:
             save_int8(model, tmp / INT8_DIR)
         model.train.items.to_parquet(tmp / "items.parquet", index=False)
         p = model.parts
-        np.savez_compressed(tmp / "collab.npz", pop=p.pop, recent=p.recent, new=p.new,
+        h = p.history
+        np.savez_compressed(tmp / "collab.npz", pop=p.pop, recent=p.recent, new=p.new, arrival_ns=h.ns,
+                            arrival_idx=h.idx, arrival_days=np.float64(np.nan if h.days is None else h.days),
                             **{f"{name}_{part}": getattr(m, part) for name, m in (("knn", p.knn_sim.tocsr()),
                                                                                  ("session", p.session_sim.tocsr()))
                                for part in ("data", "indices", "indptr")})
@@ -85,7 +87,7 @@ def load_model(model_dir: str | Path, params: dict[str, Any] | None = None, quan
     one (else fp32, with a warning); True requires it; False loads the fp32 torch encoder."""
     from sentence_transformers import SentenceTransformer
 
-    from training.model.hybrid import CollaborativeParts, ColdrecModel
+    from training.model.hybrid import ArrivalHistory, CollaborativeParts, ColdrecModel
 
     d = Path(model_dir)
     missing = [f for f in FILES if not (d / f).exists()]
@@ -111,7 +113,11 @@ def load_model(model_dir: str | Path, params: dict[str, Any] | None = None, quan
                           "timestamp": pd.Series([], dtype="datetime64[ns, UTC]")})
     model.train = TrainData.build(empty, items)
     model._popularity = np.expm1(z["pop"]).astype(np.float32)
-    model.parts = CollaborativeParts(sims["knn"], sims["session"], z["pop"], z["recent"], z["new"])
+    history = None  # a version saved before the arrival component: "arrival" scores stay flat
+    if "arrival_ns" in z.files:
+        days = float(z["arrival_days"])
+        history = ArrivalHistory(z["arrival_ns"], z["arrival_idx"], n, None if np.isnan(days) else days)
+    model.parts = CollaborativeParts(sims["knn"], sims["session"], z["pop"], z["recent"], z["new"], history)
     model.item_vecs, model.st, model.weights, model.report = vecs.astype(np.float32), st, weights, meta.get("metrics", {})
     model.metadata = meta
     from training.quantize import INT8_DIR, load_int8

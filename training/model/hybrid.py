@@ -8,7 +8,12 @@ Components, each scored over the whole catalogue and standardised per user:
               who searched "toy story" is scored like one who picked the matching film
               (pseudo-relevance feedback), so text alone reaches collaborative signal;
   ``pop``     log popularity over the whole training window;
-  ``recent``  log popularity over its last ``recent_days``.
+  ``recent``  log popularity over its last ``recent_days``;
+  ``arrival`` log popularity in a window before the shopper arrived (``Profile.at``; now, for a
+              live shopper, which is the end of training). When users do not arrive in time order
+              (a users split), what was popular *then* beats what is popular over all time: on
+              movielens a 1997 newcomer rates 1997's films. The window (``arrival_days``
+              candidates) is picked on validation.
 Blend weights depend on how much the user has shown (0 items, 1, 2, ... 5+ items, query only)
 and are tuned on a validation slice carved from the *training* data (users first seen in its
 last ``validation_fraction`` of time), never on test users. The encoder is fine-tuned on the
@@ -33,9 +38,9 @@ from training.model.finetune import FinetuneConfig, FinetuneResult, finetune, re
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("enc", "knn", "qknn", "session", "pop", "recent", "new")
+COMPONENTS = ("enc", "knn", "qknn", "session", "pop", "recent", "arrival", "new")
 TEXT_COMPONENTS = ("enc", "qknn")  # zero-item profiles use these only when they carry text
-NO_ITEM_COMPONENTS = ("enc", "qknn", "pop", "recent", "new")  # usable without any known item
+NO_ITEM_COMPONENTS = ("enc", "qknn", "pop", "recent", "arrival", "new")  # usable without any known item
 QUERY_BUCKET = "query"
 DEFAULT_WEIGHTS = {"0": {"pop": 0.5, "recent": 1.0}, QUERY_BUCKET: {"enc": 1.0, "qknn": 1.0, "recent": 0.25},
                    **{str(b): {"enc": 1.0, "knn": 1.0, "session": 0.5, "recent": 0.5} for b in range(1, 6)}}
@@ -57,14 +62,16 @@ class ModelConfig:
     diversity_max_cosine: float = 0.85  # no-signal fallback: skip items this close to one already shown
     query_seeds: int = 5  # qknn: catalogue items (with training interactions) that best match the text
     query_seed_tau: float = 0.05  # qknn: softmax temperature over the seeds' cosines (lower: trust the best match)
+    arrival_days: tuple[float | None, ...] = (365.0, 90.0, 30.0, None)  # arrival window candidates (None: all before)
     finetune: bool = True
 
     @classmethod
     def from_params(cls, p: dict[str, Any] | None) -> "ModelConfig":
         known = set(cls.__dataclass_fields__)
         kw = {k: v for k, v in (p or {}).items() if k in known}
-        if "grid" in kw:
-            kw["grid"] = tuple(kw["grid"])
+        for key in ("grid", "arrival_days"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
         return cls(**kw)
 
 
@@ -83,8 +90,10 @@ def standardise(s: np.ndarray) -> np.ndarray:
 class CollaborativeParts:
     """Co-occurrence similarities and popularity priors for one set of training events."""
 
-    def __init__(self, knn_sim, session_sim, pop: np.ndarray, recent: np.ndarray, new: np.ndarray):
+    def __init__(self, knn_sim, session_sim, pop: np.ndarray, recent: np.ndarray, new: np.ndarray,
+                 history: "ArrivalHistory | None" = None):
         self.knn_sim, self.session_sim, self.pop, self.recent, self.new = knn_sim, session_sim, pop, recent, new
+        self.history = history or ArrivalHistory(np.zeros(0, np.int64), np.zeros(0, np.int64), len(pop))
 
     @classmethod
     def fit(cls, train: TrainData, cfg: ModelConfig) -> "CollaborativeParts":
@@ -93,7 +102,44 @@ class CollaborativeParts:
         pop = np.log1p(train.popularity())
         recent_pop = recent_popularity(train, cfg.recent_days)
         new = (train.popularity() == 0).astype(np.float32)  # no training interaction: a new arrival
-        return cls(knn, session, pop, recent_pop, new)
+        return cls(knn, session, pop, recent_pop, new, ArrivalHistory.fit(train, cfg.arrival_days[0]))
+
+
+class ArrivalHistory:
+    """Each (user, item) first interaction in time order, to ask "what was popular when this shopper arrived"."""
+
+    def __init__(self, ns: np.ndarray, idx: np.ndarray, n_items: int, days: float | None = None):
+        self.ns, self.idx, self.n_items, self.days = ns, idx, n_items, days
+
+    @classmethod
+    def fit(cls, train: TrainData, days: float | None) -> "ArrivalHistory":
+        ev = train.events.dropna(subset=["item_id"])
+        ev = ev[ev["item_id"].isin(train.item_index.keys())].sort_values("timestamp", kind="stable")
+        ev = ev.drop_duplicates(["user_id", "item_id"])
+        ns = pd.DatetimeIndex(ev["timestamp"]).asi8 if len(ev) else np.zeros(0, np.int64)
+        return cls(np.asarray(ns, np.int64), ev["item_id"].map(train.item_index).to_numpy(np.int64), train.n_items, days)
+
+    def scores(self, ats: Sequence[Any], days: float | None | str = "fitted") -> np.ndarray:
+        """log(1 + distinct buyers) per item in the ``days`` before each arrival (None: all before);
+        an arrival after the training period (or None = now) counts up to its end."""
+        days = self.days if days == "fitted" else days
+        out = np.zeros((len(ats), self.n_items), np.float32)
+        if not len(self.ns):
+            return out
+        cache: dict[tuple[int, int], np.ndarray] = {}
+        for r, at in enumerate(ats):
+            end = self.ns[-1] if at is None else min(_utc_ns(at), int(self.ns[-1]))
+            hi = int(np.searchsorted(self.ns, end, side="right"))
+            lo = 0 if days is None else int(np.searchsorted(self.ns, end - int(float(days) * 86_400e9)))
+            if (lo, hi) not in cache:
+                cache[(lo, hi)] = np.log1p(np.bincount(self.idx[lo:hi], minlength=self.n_items)).astype(np.float32)
+            out[r] = cache[(lo, hi)]
+        return out
+
+
+def _utc_ns(at: Any) -> int:
+    ts = pd.Timestamp(at)
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).value
 
 
 def recent_popularity(train: TrainData, days: int) -> np.ndarray:
@@ -177,12 +223,28 @@ class ColdrecModel(Recommender):
             res = FinetuneResult(0, 0.0, 0, enc_ndcg(vecs) if n_val else float("nan"), stopped="fine-tuning off")
         self.item_vecs = np.asarray(vecs, dtype=np.float32)
         self.report["finetune"] = res.__dict__
+        window = self.cfg.arrival_days[0]
         if n_val:
             self.parts = CollaborativeParts.fit(inner, self.cfg)
+            window = self._pick_arrival_window(inner, val.cases)
             self._tune_weights(inner, val.cases)
             self._validation = (inner, val.cases)  # kept for re-tuning experiments; not saved
         self.parts = CollaborativeParts.fit(train, self.cfg)  # final: collaborative parts on all training data
+        self.parts.history.days = window
         return self
+
+    def _pick_arrival_window(self, inner: TrainData, cases_by_k: dict[int | str, list]) -> float | None:
+        """The arrival window whose popularity alone ranks validation users' items best."""
+        cases = [c for cs in cases_by_k.values() for c in cs]
+        targets = [np.array(inner.known(c.targets)) for c in cases]
+        excluded = [np.array(inner.known(c.profile.items + c.exclude)) for c in cases]
+        ats = [c.profile.at for c in cases]
+        scored = {days: _fast_ndcg(self.parts.history.scores(ats, days), targets, excluded)
+                  for days in self.cfg.arrival_days}
+        best = max(self.cfg.arrival_days, key=lambda d: (scored[d], -self.cfg.arrival_days.index(d)))
+        self.parts.history.days = best
+        self.report["arrival_window"] = {"days": best, "val_ndcg@10": {"all" if d is None else f"{d:g}": round(v, 4) for d, v in scored.items()}}
+        return best
 
     def _tune_weights(self, inner: TrainData, cases_by_k: dict[int | str, list]) -> None:
         """Coordinate ascent per bucket on validation users; small buckets borrow their neighbour's."""
@@ -278,6 +340,7 @@ class ColdrecModel(Recommender):
             "session": standardise(self._knn_scores(data, profiles, self.parts.session_sim)),
             "pop": standardise(np.tile(self.parts.pop, (n, 1))),
             "recent": standardise(np.tile(self.parts.recent, (n, 1))),
+            "arrival": standardise(self.parts.history.scores([p.at for p in profiles])),
             "new": standardise(np.tile(self.parts.new, (n, 1))),
         }
 
@@ -315,6 +378,14 @@ class ColdrecModel(Recommender):
         return [Recommendation(str(self.train.item_ids[i]), float(s[i]), self._reason(profile, i, comps, w))
                 for i in order[:n]]
 
+    def _arrival_reason(self, profile: Profile) -> str:
+        h = self.parts.history
+        live = profile.at is None or not len(h.ns) or _utc_ns(profile.at) >= h.ns[-1]
+        span = _window_words(h.days)
+        if live:
+            return f"popular with shoppers over the last {span}" if span else "popular with shoppers"
+        return f"popular with shoppers in the {span} before you arrived" if span else "popular with shoppers when you arrived"
+
     def _reason(self, profile: Profile, item: int, comps: dict[str, np.ndarray], w: dict[str, float]) -> str:
         """The strongest contributor that can truthfully explain the item (a co-buy claim needs a co-buy)."""
         contrib = {c: w.get(c, 0.0) * comps[c][0, item] for c in COMPONENTS if w.get(c)}
@@ -344,10 +415,18 @@ class ColdrecModel(Recommender):
                 return "new arrival"
             elif driver == "recent":
                 return "trending with shoppers right now"
+            elif driver == "arrival":
+                return self._arrival_reason(profile)
             elif driver == "pop":
                 return "popular with shoppers"
         buyers = int(round(float(np.expm1(self.parts.pop[item]))))  # nothing above pulled it up: say what is true
         return f"bought by {buyers} shopper{'s' if buyers != 1 else ''}" if buyers else "new arrival"
+
+
+def _window_words(days: float | None) -> str:
+    if days is None:
+        return ""
+    return "year" if days == 365 else f"{days:g} days"
 
 
 def blend_components(bucket: str, protocol: str) -> list[str]:
