@@ -71,3 +71,21 @@ def test_evaluate_errors(cli, shop, tmp_path):
               "--out", tmp_path / "flat-out")
     assert res.exit_code == 2 and "zero test users" in res.output
     assert not (tmp_path / "flat-out").exists()
+
+
+def test_bootstrap_zero_turns_intervals_off(cli, shop, tmp_path, monkeypatch):
+    import yaml
+
+    from tests.conftest import ROOT
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["evaluation"]["bootstrap"] = 0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("COLDREC_PARAMS", str(tmp_path / "params.yaml"))
+    out = tmp_path / "ev"
+    res = cli("evaluate", "--events", shop / "events.csv", "--items", shop / "items.csv", "--methods", "popularity",
+              "--out", out)
+    assert res.exit_code == 0, res.output
+    rows = [r for r in json.loads((out / "metrics.json").read_text())["results"] if r["metric"] == "ndcg@10"]
+    assert rows and all(r["ci95"] is None for r in rows)
+    assert "[0." not in (out / "report.html").read_text().split("<table>", 2)[1]  # no interval printed

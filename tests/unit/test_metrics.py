@@ -62,3 +62,4 @@ def test_bootstrap_is_seeded_and_brackets_the_mean():
     assert lo < v.mean() < hi
     assert (lo, hi) == bootstrap_ci(v, 500, seed=7)
     assert bootstrap_ci(np.ones(10)) == (1.0, 1.0)
+    assert all(np.isnan(bootstrap_ci(v, 0)))  # evaluation.bootstrap: 0 turns it off, not an IndexError

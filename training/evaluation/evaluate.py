@@ -82,7 +82,7 @@ def score_method(model: Recommender, split: Split, train: TrainData, n_boot: int
         if n_users == 0:
             continue
         for metric, values in per_user.items():
-            ci = list(bootstrap_ci(np.array(values), n_boot, seed)) if metric == "ndcg@10" else None
+            ci = list(bootstrap_ci(np.array(values), n_boot, seed)) if metric == "ndcg@10" and n_boot > 0 else None
             rows.append({**base, "metric": metric, "value": float(np.mean(values)), "n_users": n_users, "ci95": ci})
         for n in CUTOFFS:
             rows.append({**base, "metric": f"coverage@{n}", "value": len(shown[n]) / train.n_items, "n_users": n_users,

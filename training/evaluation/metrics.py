@@ -55,7 +55,7 @@ def user_metrics(ranked: np.ndarray, targets: np.ndarray, n: int) -> UserMetrics
 def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 42, level: float = 0.95) -> tuple[float, float]:
     """Percentile interval of the mean over users resampled with replacement."""
     values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0:
+    if len(values) == 0 or n_boot <= 0:  # evaluation.bootstrap: 0 turns the interval off
         return (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
     means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)

@@ -31,6 +31,11 @@ def _label(col: int | str) -> str:
     return "k=0 query" if col == "query" else f"k={col}"
 
 
+def _ci(cell: dict[str, Any], sep: str = ", ") -> str:
+    ci = cell.get("ci95")
+    return f" [{ci[0]:.3f}{sep}{ci[1]:.3f}]" if ci else ""
+
+
 def plot_ndcg(doc: dict[str, Any], path: Path) -> None:
     methods, cols, cell = _pivot(doc, "ndcg@10")
     ks = [c for c in cols if isinstance(c, int)]
@@ -38,8 +43,9 @@ def plot_ndcg(doc: dict[str, Any], path: Path) -> None:
     for m in methods:
         xs = [k for k in ks if (m, k) in cell]
         ys = [cell[(m, k)]["value"] for k in xs]
-        lo = [cell[(m, k)]["value"] - cell[(m, k)]["ci95"][0] for k in xs]
-        hi = [cell[(m, k)]["ci95"][1] - cell[(m, k)]["value"] for k in xs]
+        cis = [cell[(m, k)].get("ci95") or (cell[(m, k)]["value"],) * 2 for k in xs]  # bootstrap: 0 -> no bars
+        lo = [y - ci[0] for y, ci in zip(ys, cis)]
+        hi = [ci[1] - y for y, ci in zip(ys, cis)]
         line = ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=m)
         if (m, "query") in cell:  # query-only cases: a hollow marker at k = 0
             ax.plot([0], [cell[(m, "query")]["value"]], marker="s", mfc="none", color=line[0].get_color(), ms=9)
@@ -73,7 +79,7 @@ def console_table(doc: dict[str, Any]):
                 cells.append("-")
                 continue
             c = cell[(m, k)]
-            txt = f"{c['value']:.4f} [{c['ci95'][0]:.3f},{c['ci95'][1]:.3f}] ({rec[(m, k)]['value']:.3f})"
+            txt = f"{c['value']:.4f}{_ci(c, ',')} ({rec[(m, k)]['value']:.3f})"
             cells.append(f"[bold]{txt}[/]" if c["value"] == best[k] else txt)
         tm = doc.get("timing", {}).get(m, {})
         cells.append(f"{tm.get('fit_s', 0) + tm.get('score_s', 0):.1f}")
@@ -88,8 +94,7 @@ def markdown_table(doc: dict[str, Any]) -> str:
                                        for k in ks) + " |"
     lines = [head, "|---" * (len(ks) + 1) + "|"]
     for m in methods:
-        vals = [f"{cell[(m, k)]['value']:.4f} [{cell[(m, k)]['ci95'][0]:.3f}, {cell[(m, k)]['ci95'][1]:.3f}]"
-                if (m, k) in cell else "-" for k in ks]
+        vals = [f"{cell[(m, k)]['value']:.4f}{_ci(cell[(m, k)])}" if (m, k) in cell else "-" for k in ks]
         lines.append(f"| {m} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
@@ -113,8 +118,7 @@ def write_report(doc: dict[str, Any], out_dir: Path) -> None:
                 if not c:
                     tds.append("<td>-</td>")
                     continue
-                ci = f" [{c['ci95'][0]:.3f}, {c['ci95'][1]:.3f}]" if c.get("ci95") else ""
-                tds.append(f"<td>{c['value']:.4f}{ci}<br><small>n={c['n_users']}</small></td>")
+                tds.append(f"<td>{c['value']:.4f}{_ci(c)}<br><small>n={c['n_users']}</small></td>")
             parts.append(f"<tr><td>{html.escape(m)}</td>{''.join(tds)}</tr>")
         parts.append("</table>")
     parts.append("<h2>time (s)</h2><table><tr><th>method</th><th>fit</th><th>score</th></tr>" + "".join(

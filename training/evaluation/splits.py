@@ -91,6 +91,15 @@ def _reveal_cases(seqs: dict[str, tuple[list[str], list[str], str | None, pd.Tim
     return cases
 
 
+def has_searches(events: pd.DataFrame) -> bool:
+    return bool((events["event_type"] == "search").any())
+
+
+def probe_titles(events: pd.DataFrame, items: pd.DataFrame) -> dict[str, str] | None:
+    """item id -> title for the query probe; None where the data has real searches (k = 0 reveals those)."""
+    return None if has_searches(events) else dict(zip(items["item_id"], items["title"]))
+
+
 def _limit(users: list[str], max_users: int | None, seed: int) -> list[str]:
     if max_users and len(users) > max_users:
         rng = np.random.default_rng(seed)
@@ -146,7 +155,7 @@ def warm_split(events: pd.DataFrame, ks: list[int], seed: int = 42, max_users: i
 def make_split(events: pd.DataFrame, split: str, ks: list[int], *, cutoff=None, holdout: float = 0.2, seed: int = 42,
                max_users: int | None = None, dataset: str = "dataset", titles: dict[str, str] | None = None) -> Split:
     """``titles`` (item id -> title) turns on the query probe for data without search events."""
-    if titles is not None and (events["event_type"] == "search").any():
+    if titles is not None and has_searches(events):
         titles = None  # real queries exist: k = 0 already reveals them
     if split == "time":
         if cutoff is None:  # a dataset nobody configured: the last 20% of time

@@ -32,7 +32,7 @@ from coldrec.errors import ConfigError
 from coldrec.recommender import Profile, Recommendation, Recommender, TrainData
 from training.encoder import DEFAULT_TEMPLATE, item_texts, resolve_model_path
 from training.evaluation.metrics import top_n, user_metrics
-from training.evaluation.splits import QUERY, Split, time_split, user_split, warm_split
+from training.evaluation.splits import QUERY, Split, probe_titles, time_split, user_split, warm_split
 from training.methods.baselines import ItemKNN
 from training.model.finetune import FinetuneConfig, FinetuneResult, finetune, recency_weights
 
@@ -504,7 +504,7 @@ def validation_split(train: TrainData, protocol: str, fraction: float, max_users
     on movielens' user split, time-tuned weights favoured "trending" and lost to plain popularity.
     """
     ev, ks = train.events, [0, 1, 2, 3, 4, 5]
-    titles = None if (ev["event_type"] == "search").any() else dict(zip(train.items["item_id"], train.items["title"]))
+    titles = probe_titles(ev, train.items)
     if protocol == "users":
         return user_split(ev, fraction, ks, train.seed, max_users, titles)
     if protocol == "warm":
