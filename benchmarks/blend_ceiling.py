@@ -11,7 +11,10 @@ themselves: not a result, an upper bound on what re-weighting these components c
 Components: ``knn`` (shrunk cosine co-occurrence, the item_knn baseline), ``session`` (same, over
 same-day baskets), ``srN`` / ``srNs`` (sequential rules: items following within N positions,
 ``s`` = both directions), ``easeL`` (EASE, ridge L), ``rp3B`` (RP3beta, beta B), ``pop``,
-``recentD`` (popularity over the last D days), ``enc`` (zero-shot MiniLM profile cosine).
+``recentD`` (popularity over the last D days), ``momentumD`` (log popularity over the last D days
+minus the D before: rising items), ``arrivalD`` (popularity in the D days before each user arrived;
+``arrival`` = all before: the model's ``arrival`` component), ``priceW`` (closeness in log price to
+the profile's items, Gaussian width W), ``enc`` (zero-shot MiniLM profile cosine).
 Profiles weight the user's items by recency (decay 0.7, newest = 1), as the model does.
 """
 from __future__ import annotations
@@ -31,8 +34,8 @@ from coldrec.recommender import TrainData  # noqa: E402
 from training.encoder import encode, item_texts, resolve_model_path  # noqa: E402
 from training.evaluation.evaluate import split_for  # noqa: E402
 from training.methods.baselines import ItemKNN  # noqa: E402
-from training.model.hybrid import (_fast_ndcg, _sequences, _sessions, coordinate_ascent, profile_matrix,  # noqa: E402
-                                    recent_popularity, standardise, validation_split)
+from training.model.hybrid import (ArrivalHistory, _fast_ndcg, _sequences, _sessions, coordinate_ascent,  # noqa: E402
+                                    profile_matrix, recent_popularity, standardise, validation_split)
 
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -80,12 +83,28 @@ def build(data: TrainData, name: str):
         return np.log1p(data.popularity())
     if name.startswith("recent"):
         return recent_popularity(data, int(name[6:] or 60))
+    if name.startswith("momentum"):
+        days = int(name[8:] or 30)
+        return recent_popularity(data, days) - np.log1p(np.expm1(recent_popularity(data, 2 * days)) - np.expm1(recent_popularity(data, days)))
+    if name.startswith("arrival"):
+        return ArrivalHistory.fit(data, float(name[7:]) if name[7:] else None)
+    if name.startswith("price"):
+        return ("price", float(name[5:] or 1.0))
     if name == "enc":
         return "enc"
     raise SystemExit(f"unknown component {name!r}")
 
 
 def component(data: TrainData, cases, obj, vecs: np.ndarray) -> np.ndarray:
+    if isinstance(obj, ArrivalHistory):
+        return standardise(obj.scores([c.profile.at for c in cases]))
+    if isinstance(obj, tuple):  # price affinity: Gaussian in log price around the profile's weighted mean
+        lp = np.log(np.clip(data.items["price"].fillna(data.items["price"].median()).to_numpy(np.float64), 0.01, None))
+        q = profile_matrix(data, [c.profile for c in cases], 20, 0.7)
+        w = np.asarray(q.sum(1)).ravel()
+        mu = np.asarray(q @ lp).ravel() / np.maximum(w, 1e-9)
+        out = np.exp(-0.5 * ((lp[None, :] - mu[:, None]) / obj[1]) ** 2) * (w > 0)[:, None]
+        return standardise(out.astype(np.float32))
     if isinstance(obj, str):  # enc
         u = profile_matrix(data, [c.profile for c in cases], 20, 0.7).toarray() @ vecs
         u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
