@@ -243,7 +243,8 @@ class ColdrecModel(Recommender):
                   for days in self.cfg.arrival_days}
         best = max(self.cfg.arrival_days, key=lambda d: (scored[d], -self.cfg.arrival_days.index(d)))
         self.parts.history.days = best
-        self.report["arrival_window"] = {"days": best, "val_ndcg@10": {"all" if d is None else f"{d:g}": round(v, 4) for d, v in scored.items()}}
+        labels = {d: "all" if d is None else f"{d:g}" for d in scored}
+        self.report["arrival_window"] = {"days": best, "val_ndcg@10": {labels[d]: round(v, 4) for d, v in scored.items()}}
         return best
 
     def _tune_weights(self, inner: TrainData, cases_by_k: dict[int | str, list]) -> None:
