@@ -298,3 +298,14 @@ def test_arrival_reason_says_which_window(fitted):
     assert model._arrival_reason(Profile()) == "popular with shoppers over the last 30 days"
     model.parts.history.days = 365
     assert model._arrival_reason(Profile(at="2030-01-01")) == "popular with shoppers over the last year"
+
+
+def test_reason_names_the_shoppers_own_signal_before_popularity(fitted):
+    """Popularity x8 lifts every top item; the co-buy with what the shopper picked is the real reason."""
+    import copy
+
+    model = copy.copy(fitted)
+    model.weights = {**fitted.weights, "1": {"knn": 1.0, "pop": 8.0}}
+    reasons = {r.item_id: r.reason for r in model.recommend(Profile(items=["i0"]), n=6)}
+    assert reasons["i2"] == reasons["i4"] == "often bought with 'item number 0'"  # even items go with i0
+    assert reasons["i1"] == "popular with shoppers"  # never bought with i0: popularity is all there is

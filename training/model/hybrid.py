@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 COMPONENTS = ("enc", "knn", "qknn", "session", "pop", "recent", "arrival", "new")
 TEXT_COMPONENTS = ("enc", "qknn")  # zero-item profiles use these only when they carry text
 NO_ITEM_COMPONENTS = ("enc", "qknn", "pop", "recent", "arrival", "new")  # usable without any known item
+PERSONAL_COMPONENTS = ("knn", "session", "qknn", "enc")  # driven by what this shopper did or asked
 QUERY_BUCKET = "query"
 DEFAULT_WEIGHTS = {"0": {"pop": 0.5, "recent": 1.0}, QUERY_BUCKET: {"enc": 1.0, "qknn": 1.0, "recent": 0.25},
                    **{str(b): {"enc": 1.0, "knn": 1.0, "session": 0.5, "recent": 0.5} for b in range(1, 6)}}
@@ -388,14 +389,17 @@ class ColdrecModel(Recommender):
         return f"popular with shoppers in the {span} before you arrived" if span else "popular with shoppers when you arrived"
 
     def _reason(self, profile: Profile, item: int, comps: dict[str, np.ndarray], w: dict[str, float]) -> str:
-        """The strongest contributor that can truthfully explain the item (a co-buy claim needs a co-buy)."""
+        """The strongest of the shopper's own signals that lifted the item and can truthfully explain it
+        (a co-buy claim needs a co-buy); else the strongest prior that lifted it."""
         contrib = {c: w.get(c, 0.0) * comps[c][0, item] for c in COMPONENTS if w.get(c)}
         known = self.train.known(profile.items)[-self.cfg.history:]
         titles = self.train.items["title"]
         text_vecs = self._text_vectors([profile]) if profile.has_text() else {}
         asked = (f"your search '{profile.query}'" if profile.query
                  else f"your interests ({', '.join(profile.interests)})")
-        for driver in sorted((c for c in contrib if contrib[c] > 0), key=contrib.get, reverse=True):
+        # the shopper's own signal first: priors lift every top item alike and explain none of them
+        lifted = [c for c in contrib if contrib[c] > 0]
+        for driver in sorted(lifted, key=lambda c: (c not in PERSONAL_COMPONENTS, -contrib[c])):
             if driver in ("knn", "session") and known:
                 sim = self.parts.knn_sim if driver == "knn" else self.parts.session_sim
                 src = max(known, key=lambda j: sim[j, item])
