@@ -34,8 +34,9 @@ from coldrec.recommender import TrainData  # noqa: E402
 from training.encoder import encode, item_texts, resolve_model_path  # noqa: E402
 from training.evaluation.evaluate import split_for  # noqa: E402
 from training.methods.baselines import ItemKNN  # noqa: E402
-from training.model.hybrid import (ArrivalHistory, _fast_ndcg, _sequences, _sessions, coordinate_ascent,  # noqa: E402
-                                    profile_matrix, recent_popularity, standardise, validation_split)
+from training.model.hybrid import (ArrivalHistory, _fast_ndcg, _sequences, _sessions, case_targets,  # noqa: E402
+                                    coordinate_ascent, profile_matrix, recent_popularity, standardise,
+                                    validation_split)
 
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -124,9 +125,7 @@ def ascent(comps: dict[str, np.ndarray], targets, excluded, first: str) -> tuple
 
 def cases_for(data: TrainData, cases, names, objs, vecs):
     comps = {n: component(data, cases, objs[n], vecs) for n in names}
-    targets = [np.array(data.known(c.targets)) for c in cases]
-    excluded = [np.array(data.known(c.profile.items + c.exclude)) for c in cases]
-    return comps, targets, excluded
+    return (comps, *case_targets(data, cases))
 
 
 def main() -> None:

@@ -237,8 +237,7 @@ class ColdrecModel(Recommender):
     def _pick_arrival_window(self, inner: TrainData, cases_by_k: dict[int | str, list]) -> float | None:
         """The arrival window whose popularity alone ranks validation users' items best."""
         cases = [c for cs in cases_by_k.values() for c in cs]
-        targets = [np.array(inner.known(c.targets)) for c in cases]
-        excluded = [np.array(inner.known(c.profile.items + c.exclude)) for c in cases]
+        targets, excluded = case_targets(inner, cases)
         ats = [c.profile.at for c in cases]
         scored = {days: _fast_ndcg(self.parts.history.scores(ats, days), targets, excluded)
                   for days in self.cfg.arrival_days}
@@ -266,8 +265,7 @@ class ColdrecModel(Recommender):
             if len(cases) < self.cfg.min_bucket_users:
                 continue
             comps = self._components(inner, [c.profile for c in cases])
-            targets = [np.array(inner.known(c.targets)) for c in cases]
-            excluded = [np.array(inner.known(c.profile.items + c.exclude)) for c in cases]
+            targets, excluded = case_targets(inner, cases)
             names = blend_components(bucket, self.protocol)
             best_w, best = self._coordinate_ascent(names, comps, targets, excluded, self.weights.get(bucket, {}))
             self.weights[bucket] = best_w
@@ -332,9 +330,10 @@ class ColdrecModel(Recommender):
         q = profile_matrix(data, profiles, self.cfg.history, self.cfg.recency_decay)
         return np.asarray((q @ (self.parts.knn_sim if sim is None else sim)).todense(), dtype=np.float32)
 
-    def _components(self, data: TrainData, profiles: Sequence[Profile]) -> dict[str, np.ndarray]:
+    def _components(self, data: TrainData, profiles: Sequence[Profile],
+                    text: dict[int, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         n = len(profiles)
-        text = self._text_vectors(profiles)
+        text = self._text_vectors(profiles) if text is None else text
         return {
             "enc": standardise(self._enc_scores(data, profiles, text)),
             "knn": standardise(self._knn_scores(data, profiles)),
@@ -349,8 +348,9 @@ class ColdrecModel(Recommender):
     def has_signal(self, profile: Profile) -> bool:
         return True  # even "nothing" has its own tuned blend (popular + trending)
 
-    def _blend(self, profiles: Sequence[Profile]) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict[str, float]]]:
-        comps = self._components(self.train, profiles)
+    def _blend(self, profiles: Sequence[Profile], text: dict[int, np.ndarray] | None = None
+               ) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict[str, float]]]:
+        comps = self._components(self.train, profiles, text)
         ws = [self.weights[bucket_of(len(self.train.known(p.items)), p.has_text())] for p in profiles]
         out = np.zeros((len(profiles), self.train.n_items), np.float32)
         for r, w in enumerate(ws):
@@ -371,14 +371,17 @@ class ColdrecModel(Recommender):
     # ---------------------------------------------------------------- serving
     def recommend(self, profile: Profile, n: int = 10, exclude: Sequence[str] = ()) -> list[Recommendation]:
         """Top n with a reason each; with no signal at all, near-duplicates are skipped (diverse picks)."""
-        scores, comps, (w,) = self._blend([profile])
+        text = self._text_vectors([profile])  # encoded once: the blend and every reason use it
+        scores, comps, (w,) = self._blend([profile], text)
+        text_vec = text.get(0)
+        seeds = self._query_seeds(text_vec) if text_vec is not None else None
         s = scores[0].copy()
         s[self.train.known(list(exclude) + list(profile.items))] = -np.inf
         order = [i for i in np.argsort(-s, kind="stable")[:max(n * 5, n)] if np.isfinite(s[i])]
         if bucket_of(len(self.train.known(profile.items)), profile.has_text()) == "0":
             order = _diverse(order, self.item_vecs, n, self.cfg.diversity_max_cosine)
-        return [Recommendation(str(self.train.item_ids[i]), float(s[i]), self._reason(profile, i, comps, w))
-                for i in order[:n]]
+        return [Recommendation(str(self.train.item_ids[i]), float(s[i]),
+                               self._reason(profile, i, comps, w, text_vec, seeds)) for i in order[:n]]
 
     def _arrival_reason(self, profile: Profile) -> str:
         h = self.parts.history
@@ -388,13 +391,13 @@ class ColdrecModel(Recommender):
             return f"popular with shoppers over the last {span}" if span else "popular with shoppers"
         return f"popular with shoppers in the {span} before you arrived" if span else "popular with shoppers when you arrived"
 
-    def _reason(self, profile: Profile, item: int, comps: dict[str, np.ndarray], w: dict[str, float]) -> str:
+    def _reason(self, profile: Profile, item: int, comps: dict[str, np.ndarray], w: dict[str, float],
+                text_vec: np.ndarray | None, seeds: tuple[np.ndarray, np.ndarray] | None) -> str:
         """The strongest of the shopper's own signals that lifted the item and can truthfully explain it
         (a co-buy claim needs a co-buy); else the strongest prior that lifted it."""
         contrib = {c: w.get(c, 0.0) * comps[c][0, item] for c in COMPONENTS if w.get(c)}
         known = self.train.known(profile.items)[-self.cfg.history:]
         titles = self.train.items["title"]
-        text_vecs = self._text_vectors([profile]) if profile.has_text() else {}
         asked = (f"your search '{profile.query}'" if profile.query
                  else f"your interests ({', '.join(profile.interests)})")
         # the shopper's own signal first: priors lift every top item alike and explain none of them
@@ -406,15 +409,14 @@ class ColdrecModel(Recommender):
                 if sim[src, item] > 0:
                     return (f"often bought with '{titles.iat[src]}'" if driver == "knn"
                             else f"in the same baskets as '{titles.iat[src]}'")
-            elif driver == "qknn" and 0 in text_vecs:
-                seeds, sw = self._query_seeds(text_vecs[0])
-                links = [wt * self.parts.knn_sim[j, item] for j, wt in zip(seeds, sw)]
+            elif driver == "qknn" and seeds is not None:
+                links = [wt * self.parts.knn_sim[j, item] for j, wt in zip(*seeds)]
                 if links and max(links) > 0:
-                    return f"often bought with '{titles.iat[seeds[int(np.argmax(links))]]}', a match for {asked}"
-            elif driver == "enc" and (known or 0 in text_vecs):
+                    return f"often bought with '{titles.iat[seeds[0][int(np.argmax(links))]]}', a match for {asked}"
+            elif driver == "enc" and (known or text_vec is not None):
                 sims = {f"similar to '{titles.iat[j]}'": float(self.item_vecs[j] @ self.item_vecs[item]) for j in known}
-                if 0 in text_vecs:
-                    sims[f"matches {asked}"] = float(text_vecs[0] @ self.item_vecs[item])
+                if text_vec is not None:
+                    sims[f"matches {asked}"] = float(text_vec @ self.item_vecs[item])
                 return max(sims, key=sims.get)
             elif driver == "new":
                 return "new arrival"
@@ -426,6 +428,12 @@ class ColdrecModel(Recommender):
                 return "popular with shoppers"
         buyers = int(round(float(np.expm1(self.parts.pop[item]))))  # nothing above pulled it up: say what is true
         return f"bought by {buyers} shopper{'s' if buyers != 1 else ''}" if buyers else "new arrival"
+
+
+def case_targets(data: TrainData, cases: Sequence) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per case: the target item indices, and those ranked out (the profile's items and ``exclude``)."""
+    return ([np.array(data.known(c.targets)) for c in cases],
+            [np.array(data.known(c.profile.items + c.exclude)) for c in cases])
 
 
 def _window_words(days: float | None) -> str:
