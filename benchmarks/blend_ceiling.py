@@ -138,7 +138,7 @@ def main() -> None:
     params = load_params()
     ds = load_prepared(settings().data_dir / a.dataset)
     split = split_for(ds, params, a.split)
-    train = TrainData.build(split.train_events, ds.items, seed=42, protocol=a.split)
+    train = TrainData.build(split.train_events, ds.items, seed=42, protocol=a.split, users=ds.users)
     val = validation_split(train, a.split, 0.2, 400)
     inner = TrainData.build(val.train_events, ds.items, seed=42)
     vecs = encode(item_texts(ds.items), resolve_model_path(params), progress=False)

@@ -54,7 +54,7 @@ def main(steps_list: list[int]) -> None:
         seed_everything(42)
         params["model"]["finetune"].update(max_steps=steps, eval_every=max(50, steps // 5))
         split = split_for(ds, params, "time")
-        train = TrainData.build(split.train_events, ds.items, seed=42, protocol="time")
+        train = TrainData.build(split.train_events, ds.items, seed=42, protocol="time", users=ds.users)
         t0 = time.time()
         model = ColdrecModel(params).fit(train)
         fit_s = time.time() - t0

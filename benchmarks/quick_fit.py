@@ -34,7 +34,7 @@ def main() -> None:
     seed_everything(seed)
     ds = load_prepared(settings().data_dir / a.dataset)
     split = split_for(ds, params, a.split, seed)
-    train = TrainData.build(split.train_events, ds.items, seed=seed, protocol=split.name)
+    train = TrainData.build(split.train_events, ds.items, seed=seed, protocol=split.name, users=ds.users)
     model = ColdrecModel(params)
     model.cfg.finetune = False
     t0 = time.perf_counter()
@@ -44,6 +44,7 @@ def main() -> None:
     ndcg = {("query" if r["signal"] == "query" else f"k={r['k']}"): r["value"] for r in rows if r["metric"] == "ndcg@10"}
     print("| " + " | ".join(ndcg) + " |\n|" + "---|" * len(ndcg) + "\n| " + " | ".join(f"{v:.4f}" for v in ndcg.values()) + " |")
     print("arrival window:", model.report.get("arrival_window"))
+    print("co-occurrence:", model.report.get("knn"))
     for bucket, tuned in model.report.get("blend", {}).items():
         print(f"  bucket {bucket}: val {tuned['val_ndcg@10']}, {tuned['users']} cases, "
               f"{ {n: w for n, w in tuned['weights'].items() if w} }")

@@ -43,9 +43,11 @@ class TrainData:
     # how new users will arrive: "time" (after the training period: production, time split) or
     # "users" / "warm" (the evaluation split's protocol); a method's own validation slice mirrors it
     protocol: str = "time"
+    users: pd.DataFrame | None = None  # user attributes (user_id + columns), where the data has them
 
     @classmethod
-    def build(cls, events: pd.DataFrame, items: pd.DataFrame, seed: int = 42, protocol: str = "time") -> "TrainData":
+    def build(cls, events: pd.DataFrame, items: pd.DataFrame, seed: int = 42, protocol: str = "time",
+              users: pd.DataFrame | None = None) -> "TrainData":
         item_ids = items["item_id"].to_numpy(dtype=object)
         item_index = {iid: i for i, iid in enumerate(item_ids)}
         ev = events[events["item_id"].notna()]
@@ -58,7 +60,7 @@ class TrainData:
         matrix = sp.csr_matrix((np.ones(len(pairs), dtype=np.float32), (rows, cols)),
                                shape=(len(user_ids), len(item_ids)))
         return cls(events=events, items=items.reset_index(drop=True), item_ids=item_ids, item_index=item_index,
-                   user_ids=user_ids, matrix=matrix, seed=seed, protocol=protocol)
+                   user_ids=user_ids, matrix=matrix, seed=seed, protocol=protocol, users=users)
 
     @property
     def n_items(self) -> int:

@@ -22,7 +22,7 @@ def train(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = None
     seed = int(params.get("seed", 42))
     seed_everything(seed)
     t0 = time.perf_counter()
-    model = ColdrecModel(params).fit(TrainData.build(ds.events, ds.items, seed=seed))
+    model = ColdrecModel(params).fit(TrainData.build(ds.events, ds.items, seed=seed, users=ds.users))
     seconds = round(time.perf_counter() - t0, 1)
     path = save_model(model, out_dir, ds.fingerprint(), params,
                       {"dataset": ds.name, "train_seconds": seconds, "events": int(len(ds.events))})

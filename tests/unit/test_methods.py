@@ -64,3 +64,41 @@ def test_unknown_method_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="unknown method 'magic'"):
         methods.make("magic", {})
+
+
+def _knn_sim(rows, n_items, **kw):
+    from training.methods.baselines import ItemKNN
+
+    ev = pd.DataFrame([(f"u{u}", f"i{i}", "purchase", pd.Timestamp("2024-01-01", tz="UTC"))
+                       for u, items in enumerate(rows) for i in items],
+                      columns=["user_id", "item_id", "event_type", "timestamp"])
+    data = TrainData.build(ev, make_items(n_items))
+    return ItemKNN(**kw).fit(data).sim.toarray()
+
+
+def test_item_knn_asymmetric_cosine_leans_to_popular_neighbours():
+    """i0 is bought with i1 (by 1 of i1's 1 buyers) and with i2 (by 1 of i2's 3 buyers)."""
+    rows = [[0, 1], [0, 2], [2, 3], [2, 4]]
+    cos = _knn_sim(rows, 8)
+    np.testing.assert_allclose(cos[0, 1], 1 / np.sqrt(2 * 1))
+    np.testing.assert_allclose(cos[0, 2], 1 / np.sqrt(2 * 3))
+    cond = _knn_sim(rows, 8, alpha=1.0)  # P(j | i): both neighbours of i0 are equally likely
+    np.testing.assert_allclose([cond[0, 1], cond[0, 2]], [0.5, 0.5])
+    np.testing.assert_allclose(_knn_sim(rows, 8, alpha=0.9)[0, 2], 1 / (2 ** 0.9 * 3 ** 0.1), rtol=1e-6)
+
+
+def test_item_knn_user_weight_discounts_shoppers_who_buy_everything():
+    rows = [[0, 1], [0, 2, 3, 4, 5, 6, 7]]  # i1 and i2 each co-occur once with i0
+    plain = _knn_sim(rows, 8)
+    assert plain[0, 1] == pytest.approx(plain[0, 2])
+    weighted = _knn_sim(rows, 8, user_weight="log")
+    np.testing.assert_allclose(weighted[0, 1] / weighted[0, 2], np.log2(8) / np.log2(3), rtol=1e-5)
+    np.testing.assert_allclose(weighted, weighted.T, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kw, match", [({"alpha": 1.5}, "alpha"), ({"user_weight": "idf"}, "user_weight")])
+def test_item_knn_rejects_bad_options(kw, match):
+    from training.methods.baselines import ItemKNN
+
+    with pytest.raises(ValueError, match=match):
+        ItemKNN(**kw)

@@ -309,3 +309,49 @@ def test_reason_names_the_shoppers_own_signal_before_popularity(fitted):
     reasons = {r.item_id: r.reason for r in model.recommend(Profile(items=["i0"]), n=6)}
     assert reasons["i2"] == reasons["i4"] == "often bought with 'item number 0'"  # even items go with i0
     assert reasons["i1"] == "popular with shoppers"  # never bought with i0: popularity is all there is
+
+
+def _shop_users(n_users=40):
+    """Even-taste users ship to France, odd-taste ones to the UK; ``age`` is numeric, ``email`` an id."""
+    return pd.DataFrame({"user_id": [f"u{u}" for u in range(n_users)],
+                         "country": ["France" if u % 2 == 0 else "United Kingdom" for u in range(n_users)],
+                         "age": [20 + u for u in range(n_users)],
+                         "email": [f"u{u}@example.com" for u in range(n_users)]})
+
+
+def test_attribute_popularity_ranks_what_shoppers_sharing_the_attribute_bought():
+    from training.model.attributes import AttributePopularity
+
+    train = TrainData.build(_shop_events(), make_items(8), users=_shop_users())
+    attrs = AttributePopularity.fit(train, prior_users=10.0, max_values=30)
+    assert sorted(set(attrs.names)) == ["country"]  # numeric age and id-like email are no segments
+    even, odd = [train.item_index[f"i{i}"] for i in (0, 2, 4)], [train.item_index[f"i{i}"] for i in (1, 3, 5)]
+    fr, uk, unknown, none = attrs.profile_scores([Profile(attributes={"country": "France"}),
+                                                   Profile(attributes={"country": "United Kingdom"}),
+                                                   Profile(attributes={"country": "Peru"}), Profile()])
+    assert fr[even].min() > fr[odd].max() and uk[odd].min() > uk[even].max()
+    assert not unknown.any() and not none.any()  # nothing known: no contribution, not a crash
+    # the prior pulls a value seen on few users towards the overall shares
+    strong = AttributePopularity.fit(train, prior_users=1000.0, max_values=30).profile_scores(
+        [Profile(attributes={"country": "France"})])[0]
+    assert np.ptp(strong[even + odd]) < np.ptp(fr[even + odd])
+
+
+def test_attributes_steer_a_shopper_with_nothing_else_and_survive_saving(tmp_path):
+    from training.model.artifacts import load_model, save_model
+    from training.model.hybrid import ColdrecModel
+
+    model = ColdrecModel(TINY)
+    model.cfg.finetune = False
+    model.fit(TrainData.build(_shop_events(), make_items(8), seed=3, users=_shop_users()))
+    model.weights["0"] = {"attr": 1.0}
+    uk = Profile(attributes={"country": "United Kingdom"})
+    s = model.score([uk])[0]
+    idx = model.train.item_index
+    assert min(s[idx[i]] for i in ("i1", "i3", "i5")) > max(s[idx[i]] for i in ("i0", "i2", "i4"))
+    (top,) = model.recommend(uk, n=1)
+    assert top.item_id in ("i1", "i3", "i5") and top.reason == "popular with shoppers like you (country: United Kingdom)"
+    loaded = load_model(save_model(model, tmp_path / "v", "fp", TINY), quantized=False)
+    fr = Profile(attributes={"country": "France"})
+    np.testing.assert_allclose(loaded.score([fr, uk]), model.score([fr, uk]), atol=1e-5)
+    assert loaded.recommend(fr, n=1)[0].item_id in ("i0", "i2", "i4")

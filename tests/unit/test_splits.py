@@ -72,3 +72,17 @@ def test_search_query_is_revealed_at_k0():
     case = next(c for c in s.cases[0] if c.user_id == "new")
     assert case.profile.query == "blue mug" and case.profile.items == []
     assert next(c for c in s.cases[1] if c.user_id == "new").profile.query is None
+
+
+@pytest.mark.parametrize("split", ["time", "users", "warm"])
+def test_profiles_carry_the_test_users_attributes(split):
+    users = pd.DataFrame({"user_id": sorted(EVENTS["user_id"].unique())})
+    users["country"] = [f"c{i}" for i in range(len(users))]
+    users.loc[users["user_id"] == "new", "country"] = None  # a missing value is left out, not passed as None
+    s = make_split(EVENTS, split, [1], cutoff="2024-02-01", holdout=0.5, users=users)
+    by_user = dict(zip(users["user_id"], users["country"]))
+    cases = [c for cs in s.cases.values() for c in cs]
+    assert cases
+    for c in cases:
+        expected = {} if by_user[c.user_id] is None else {"country": by_user[c.user_id]}
+        assert c.profile.attributes == expected

@@ -44,7 +44,7 @@ def split_for(ds: Dataset, params: dict[str, Any], split: str | None = None, see
     titles = dict(zip(ds.items["item_id"], ds.items["title"])) if ep.get("query_probe", True) else None
     return make_split(ds.events, split, list(ep.get("ks", [0, 1, 3, 5])), cutoff=(ep.get("time_cutoff") or {}).get(ds.name),
                       holdout=float(ep.get("user_holdout", 0.2)), seed=seed, max_users=ep.get("max_test_users"),
-                      dataset=ds.name, titles=titles)
+                      dataset=ds.name, titles=titles, users=ds.users)
 
 
 def score_method(model: Recommender, split: Split, train: TrainData, n_boot: int, seed: int) -> list[dict[str, Any]]:
@@ -114,7 +114,7 @@ def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = N
     seed = int(seed if seed is not None else params.get("seed", 42))
     seed_everything(seed)
     s = split_for(ds, params, split, seed)
-    train = TrainData.build(s.train_events, ds.items, seed=seed, protocol=s.name)
+    train = TrainData.build(s.train_events, ds.items, seed=seed, protocol=s.name, users=ds.users)
     names = methods or list(ep.get("methods") or method_registry.available())
     extra = extra_methods or {}
     factories: dict[str, Callable[[], Recommender]] = {
@@ -139,7 +139,8 @@ def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = N
         "seed": seed,
         "split_info": {**s.info, "cold_items": len(s.cold_items), "catalogue": train.n_items,
                        "cases_per_k": {str(k): len(v) for k, v in s.cases.items()},
-                       "query_probe": QUERY in s.cases},
+                       "query_probe": QUERY in s.cases,
+                       "profile_attributes": [] if ds.users is None else [c for c in ds.users.columns if c != "user_id"]},
         "results": rows,
         "overall": overall(rows),
         "timing": timing,

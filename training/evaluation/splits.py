@@ -18,6 +18,7 @@ first item itself is dropped from the targets: the shopper searched, then bought
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import re
 
@@ -74,21 +75,39 @@ def probe_query(title: str) -> str | None:
 
 
 def _reveal_cases(seqs: dict[str, tuple[list[str], list[str], str | None, pd.Timestamp]], ks: list[int],
-                  titles: dict[str, str] | None = None) -> dict[int | str, list[Case]]:
+                  titles: dict[str, str] | None = None,
+                  attributes: dict[str, dict[str, Any]] | None = None) -> dict[int | str, list[Case]]:
     cases: dict[int | str, list[Case]] = {k: [] for k in ks}
     if titles is not None:
         cases[QUERY] = []
+    attributes = attributes or {}
     for uid, (items, types, query, arrived) in seqs.items():
+        attrs = attributes.get(uid, {})
         for k in ks:
             if len(items) <= k:
                 continue
-            profile = Profile(items=items[:k], event_types=types[:k], query=query if k == 0 else None, at=arrived)
+            profile = Profile(items=items[:k], event_types=types[:k], query=query if k == 0 else None,
+                              attributes=dict(attrs), at=arrived)
             cases[k].append(Case(uid, profile, items[k:]))
         if titles is not None and len(items) >= 2:
             q = probe_query(titles.get(items[0], ""))
             if q:
-                cases[QUERY].append(Case(uid, Profile(query=q, at=arrived), items[1:], exclude=[items[0]]))
+                cases[QUERY].append(Case(uid, Profile(query=q, attributes=dict(attrs), at=arrived), items[1:],
+                                         exclude=[items[0]]))
     return cases
+
+
+def user_attributes(users: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
+    """user id -> its attributes (missing values left out): what a shopper states or we know at sign-up
+    (e.g. the shipping country), so a test profile carries it from the first request."""
+    if users is None or users.empty:
+        return {}
+    cols = [c for c in users.columns if c != "user_id"]
+    out: dict[str, dict[str, Any]] = {}
+    for row in users.drop_duplicates("user_id").itertuples(index=False):
+        rec = dict(zip(users.columns, row))
+        out[str(rec["user_id"])] = {c: rec[c] for c in cols if rec[c] is not None and not pd.isna(rec[c])}
+    return out
 
 
 def has_searches(events: pd.DataFrame) -> bool:
@@ -108,7 +127,7 @@ def _limit(users: list[str], max_users: int | None, seed: int) -> list[str]:
 
 
 def time_split(events: pd.DataFrame, cutoff: str | pd.Timestamp, ks: list[int], max_users: int | None = None,
-               seed: int = 42, titles: dict[str, str] | None = None) -> Split:
+               seed: int = 42, titles: dict[str, str] | None = None, users: pd.DataFrame | None = None) -> Split:
     cutoff = pd.Timestamp(cutoff)
     cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
     train = events[events["timestamp"] < cutoff]
@@ -117,54 +136,59 @@ def time_split(events: pd.DataFrame, cutoff: str | pd.Timestamp, ks: list[int], 
     test = events[events["user_id"].isin(test_users)]
     item_first = events.dropna(subset=["item_id"]).groupby("item_id")["timestamp"].min()
     cold = set(item_first.index[item_first >= cutoff])
-    return Split("time", train, _reveal_cases(_sequences(test), ks, titles), cold,
+    return Split("time", train, _reveal_cases(_sequences(test), ks, titles, user_attributes(users)), cold,
                  {"cutoff": cutoff.isoformat(), "train_events": len(train), "test_users": len(test_users)})
 
 
 def user_split(events: pd.DataFrame, holdout: float, ks: list[int], seed: int = 42, max_users: int | None = None,
-               titles: dict[str, str] | None = None) -> Split:
-    users = np.array(sorted(events["user_id"].unique()), dtype=object)
+               titles: dict[str, str] | None = None, users: pd.DataFrame | None = None) -> Split:
+    all_users = np.array(sorted(events["user_id"].unique()), dtype=object)
     rng = np.random.default_rng(seed)
-    n_test = int(round(len(users) * holdout))
-    test_users = sorted(rng.choice(users, size=n_test, replace=False).tolist())
+    n_test = int(round(len(all_users) * holdout))
+    test_users = sorted(rng.choice(all_users, size=n_test, replace=False).tolist())
     test_set = set(test_users)
     train = events[~events["user_id"].isin(test_set)]
     test_users = _limit(test_users, max_users, seed)
     test = events[events["user_id"].isin(test_users)]
     cold = set(events["item_id"].dropna().unique()) - set(train["item_id"].dropna().unique())
-    return Split("users", train, _reveal_cases(_sequences(test), ks, titles), cold,
+    return Split("users", train, _reveal_cases(_sequences(test), ks, titles, user_attributes(users)), cold,
                  {"holdout": holdout, "train_events": len(train), "test_users": len(test_users)})
 
 
-def warm_split(events: pd.DataFrame, ks: list[int], seed: int = 42, max_users: int | None = None) -> Split:
+def warm_split(events: pd.DataFrame, ks: list[int], seed: int = 42, max_users: int | None = None,
+               users: pd.DataFrame | None = None) -> Split:
     seqs = _sequences(events)
     held = {u: s[0][-1] for u, s in seqs.items() if len(s[0]) >= 2}
-    users = _limit(sorted(held), max_users, seed)
+    test_users = _limit(sorted(held), max_users, seed)
     pairs = pd.MultiIndex.from_arrays([events["user_id"], events["item_id"]])
     train = events[~pairs.isin(list(held.items()))]
     cases: dict[int, list[Case]] = {k: [] for k in ks if k > 0}
-    for u in users:
+    attributes = user_attributes(users)
+    for u in test_users:
         items, types, _, _ = seqs[u]
         history = items[:-1]
         for k in cases:
-            cases[k].append(Case(u, Profile(items=history[-k:], event_types=types[:-1][-k:]), [items[-1]], exclude=history))
+            profile = Profile(items=history[-k:], event_types=types[:-1][-k:], attributes=dict(attributes.get(u, {})))
+            cases[k].append(Case(u, profile, [items[-1]], exclude=history))
     cold = set(events["item_id"].dropna().unique()) - set(train["item_id"].dropna().unique())
-    return Split("warm", train, cases, cold, {"train_events": len(train), "test_users": len(users)})
+    return Split("warm", train, cases, cold, {"train_events": len(train), "test_users": len(test_users)})
 
 
 def make_split(events: pd.DataFrame, split: str, ks: list[int], *, cutoff=None, holdout: float = 0.2, seed: int = 42,
-               max_users: int | None = None, dataset: str = "dataset", titles: dict[str, str] | None = None) -> Split:
-    """``titles`` (item id -> title) turns on the query probe for data without search events."""
+               max_users: int | None = None, dataset: str = "dataset", titles: dict[str, str] | None = None,
+               users: pd.DataFrame | None = None) -> Split:
+    """``titles`` (item id -> title) turns on the query probe for data without search events;
+    ``users`` (user_id + attributes) puts each test user's attributes in its profiles."""
     if titles is not None and has_searches(events):
         titles = None  # real queries exist: k = 0 already reveals them
     if split == "time":
         if cutoff is None:  # a dataset nobody configured: the last 20% of time
             cutoff = events["timestamp"].quantile(0.8)
-        s = time_split(events, cutoff, ks, max_users, seed, titles)
+        s = time_split(events, cutoff, ks, max_users, seed, titles, users)
     elif split == "users":
-        s = user_split(events, holdout, ks, seed, max_users, titles)
+        s = user_split(events, holdout, ks, seed, max_users, titles, users)
     elif split == "warm":
-        s = warm_split(events, ks, seed, max_users)
+        s = warm_split(events, ks, seed, max_users, users)
     else:
         raise ColdrecError(f"unknown split {split!r} (choose from: {', '.join(SPLITS)})")
     n = sum(len(c) for c in s.cases.values())

@@ -17,24 +17,45 @@ class Popularity(Recommender):
 
 
 class ItemKNN(Recommender):
-    """Cosine item-item co-occurrence over training users; score = sum over the profile's items."""
+    """Cosine item-item co-occurrence over training users; score = sum over the profile's items.
+
+    ``alpha`` makes the cosine asymmetric: sim(i, j) = co(i, j) / (n_i^alpha * n_j^(1 - alpha)).
+    0.5 is the plain cosine; towards 1 it becomes P(j | i), which leans to popular j (on movielens'
+    user split the validation slice prefers 0.9; on online-retail baskets, 0.5-0.7).
+    ``user_weight="log"`` counts each user's co-occurrences with weight 1 / log2(1 + items they
+    touched), so one wholesaler's 500-line history does not link everything to everything
+    (inverse user frequency).
+    """
 
     name = "item_knn"
 
-    def __init__(self, shrink: float = 0.0):
-        self.shrink = shrink
+    def __init__(self, shrink: float = 0.0, alpha: float = 0.5, user_weight: str = "none"):
+        if user_weight not in ("none", "log"):
+            raise ValueError(f"item_knn user_weight: {user_weight!r} is not 'none' or 'log'")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"item_knn alpha: {alpha!r} is outside [0, 1]")
+        self.shrink, self.alpha, self.user_weight = shrink, float(alpha), user_weight
 
     def fit(self, train: TrainData) -> "ItemKNN":
         super().fit(train)
-        x = train.matrix.tocsc().astype(np.float32)
-        co = (x.T @ x).tocsr()
-        co.setdiag(0)
-        co.eliminate_zeros()
-        norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())
-        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        self.sim = (sp.diags(inv) @ co @ sp.diags(inv)).tocsr()
+        x = train.matrix.tocsr().astype(np.float32)
+        counts = (x.T @ x).tocsr()  # raw co-occurrence counts: what the shrinkage trusts
+        counts.setdiag(0)
+        counts.eliminate_zeros()
+        if self.user_weight == "log":
+            per_user = np.asarray(x.sum(axis=1)).ravel()
+            xw = sp.diags(1.0 / np.log2(1.0 + np.maximum(per_user, 1.0))).astype(np.float32) @ x
+            co = (xw.T @ x).tocsr()
+            co.setdiag(0)
+            co.eliminate_zeros()
+        else:
+            co = counts
+        n = np.asarray(x.sum(axis=0)).ravel()
+        left = np.divide(1.0, n ** self.alpha, out=np.zeros_like(n), where=n > 0)
+        right = np.divide(1.0, n ** (1.0 - self.alpha), out=np.zeros_like(n), where=n > 0)
+        self.sim = (sp.diags(left) @ co @ sp.diags(right)).tocsr()
         if self.shrink:
-            self.sim.data = self.sim.data * (co.data / (co.data + self.shrink))
+            self.sim = self.sim.multiply(_shrunk(counts, self.shrink)).tocsr()
         return self
 
     def _score(self, profiles: list[Profile]) -> np.ndarray:
@@ -46,3 +67,10 @@ class ItemKNN(Recommender):
         q = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(profiles), self.train.n_items))
         return np.asarray((q @ self.sim).todense(), dtype=np.float32)
 
+
+
+def _shrunk(counts: sp.csr_matrix, shrink: float) -> sp.csr_matrix:
+    """co / (co + shrink) on the same sparsity pattern: damps pairs seen only once or twice."""
+    out = counts.copy()
+    out.data = out.data / (out.data + shrink)
+    return out

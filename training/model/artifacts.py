@@ -69,6 +69,7 @@ def save_model(model, out_dir: str | Path | None, data_fingerprint: str, params:
         h = p.history
         np.savez_compressed(tmp / "collab.npz", pop=p.pop, recent=p.recent, new=p.new, arrival_ns=h.ns,
                             arrival_idx=h.idx, arrival_days=np.float64(np.nan if h.days is None else h.days),
+                            attr_names=p.attrs.names, attr_values=p.attrs.values, attr_scores=p.attrs.scores,
                             **{f"{name}_{part}": getattr(m, part) for name, m in (("knn", p.knn_sim.tocsr()),
                                                                                  ("session", p.session_sim.tocsr()))
                                for part in ("data", "indices", "indptr")})
@@ -87,6 +88,7 @@ def load_model(model_dir: str | Path, params: dict[str, Any] | None = None, quan
     one (else fp32, with a warning); True requires it; False loads the fp32 torch encoder."""
     from sentence_transformers import SentenceTransformer
 
+    from training.model.attributes import AttributePopularity
     from training.model.hybrid import ArrivalHistory, CollaborativeParts, ColdrecModel
 
     d = Path(model_dir)
@@ -117,7 +119,10 @@ def load_model(model_dir: str | Path, params: dict[str, Any] | None = None, quan
     if "arrival_ns" in z.files:
         days = float(z["arrival_days"])
         history = ArrivalHistory(z["arrival_ns"], z["arrival_idx"], n, None if np.isnan(days) else days)
-    model.parts = CollaborativeParts(sims["knn"], sims["session"], z["pop"], z["recent"], z["new"], history)
+    attrs = None  # a version saved before the attr component: attributes score every item alike
+    if "attr_scores" in z.files:
+        attrs = AttributePopularity(z["attr_names"], z["attr_values"], z["attr_scores"], n)
+    model.parts = CollaborativeParts(sims["knn"], sims["session"], z["pop"], z["recent"], z["new"], history, attrs)
     model.item_vecs, model.st, model.weights, model.report = vecs.astype(np.float32), st, weights, meta.get("metrics", {})
     model.metadata = meta
     from training.quantize import INT8_DIR, load_int8

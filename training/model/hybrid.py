@@ -9,6 +9,9 @@ Components, each scored over the whole catalogue and standardised per user:
               (pseudo-relevance feedback), so text alone reaches collaborative signal;
   ``pop``     log popularity over the whole training window;
   ``recent``  log popularity over its last ``recent_days``;
+  ``attr``    what shoppers sharing the profile's attributes (country, ...) bought
+              (``attributes.py``): a brand-new shopper with only a shipping country gets that
+              country's favourites;
   ``arrival`` log popularity in a window before the shopper arrived (``Profile.at``; now, for a
               live shopper, which is the end of training). When users do not arrive in time order
               (a users split), what was popular *then* beats what is popular over all time: on
@@ -34,13 +37,14 @@ from training.encoder import DEFAULT_TEMPLATE, item_texts, resolve_model_path
 from training.evaluation.metrics import top_n, user_metrics
 from training.evaluation.splits import QUERY, Split, probe_titles, time_split, user_split, warm_split
 from training.methods.baselines import ItemKNN
+from training.model.attributes import AttributePopularity
 from training.model.finetune import FinetuneConfig, FinetuneResult, finetune, recency_weights
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("enc", "knn", "qknn", "session", "pop", "recent", "arrival", "new")
+COMPONENTS = ("enc", "knn", "qknn", "session", "pop", "recent", "arrival", "attr", "new")
 TEXT_COMPONENTS = ("enc", "qknn")  # zero-item profiles use these only when they carry text
-NO_ITEM_COMPONENTS = ("enc", "qknn", "pop", "recent", "arrival", "new")  # usable without any known item
+NO_ITEM_COMPONENTS = ("enc", "qknn", "pop", "recent", "arrival", "attr", "new")  # usable without any known item
 PERSONAL_COMPONENTS = ("knn", "session", "qknn", "enc")  # driven by what this shopper did or asked
 QUERY_BUCKET = "query"
 DEFAULT_WEIGHTS = {"0": {"pop": 0.5, "recent": 1.0}, QUERY_BUCKET: {"enc": 1.0, "qknn": 1.0, "recent": 0.25},
@@ -55,6 +59,8 @@ class ModelConfig:
     max_validation_users: int = 400
     recent_days: int = 60
     knn_shrink: float = 10.0
+    knn_alpha: tuple[float, ...] = (0.5,)  # asymmetric-cosine candidates (0.5: cosine); validation picks one
+    knn_user_weight: tuple[str, ...] = ("none",)  # "none" | "log" (inverse user frequency); validation picks
     recency_decay: float = 0.7
     history: int = 20  # most recent items used at inference
     grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -64,13 +70,15 @@ class ModelConfig:
     query_seeds: int = 5  # qknn: catalogue items (with training interactions) that best match the text
     query_seed_tau: float = 0.05  # qknn: softmax temperature over the seeds' cosines (lower: trust the best match)
     arrival_days: tuple[float | None, ...] = (365.0, 90.0, 30.0, None)  # arrival window candidates (None: all before)
+    attribute_prior_users: float = 10.0  # attr: pseudo-users pulling a rare attribute value to overall shares
+    attribute_max_values: int = 1000  # attr: a column with more distinct values is an id, not a segment
     finetune: bool = True
 
     @classmethod
     def from_params(cls, p: dict[str, Any] | None) -> "ModelConfig":
         known = set(cls.__dataclass_fields__)
         kw = {k: v for k, v in (p or {}).items() if k in known}
-        for key in ("grid", "arrival_days"):
+        for key in ("grid", "arrival_days", "knn_alpha", "knn_user_weight"):
             if key in kw:
                 kw[key] = tuple(kw[key])
         return cls(**kw)
@@ -92,18 +100,27 @@ class CollaborativeParts:
     """Co-occurrence similarities and popularity priors for one set of training events."""
 
     def __init__(self, knn_sim, session_sim, pop: np.ndarray, recent: np.ndarray, new: np.ndarray,
-                 history: "ArrivalHistory | None" = None):
+                 history: "ArrivalHistory | None" = None, attrs: AttributePopularity | None = None):
         self.knn_sim, self.session_sim, self.pop, self.recent, self.new = knn_sim, session_sim, pop, recent, new
         self.history = history or ArrivalHistory(np.zeros(0, np.int64), np.zeros(0, np.int64), len(pop))
+        self.attrs = attrs if attrs is not None else AttributePopularity.empty(len(pop))
 
     @classmethod
-    def fit(cls, train: TrainData, cfg: ModelConfig) -> "CollaborativeParts":
-        knn = ItemKNN(shrink=cfg.knn_shrink).fit(train).sim
-        session = ItemKNN(shrink=cfg.knn_shrink).fit(_sessions(train)).sim
+    def fit(cls, train: TrainData, cfg: ModelConfig, knn_choice: tuple[float, str] | None = None
+            ) -> "CollaborativeParts":
+        """``knn_choice`` = (alpha, user_weight) of both co-occurrence similarities; default: the first candidates."""
+        alpha, user_weight = knn_choice or (cfg.knn_alpha[0], cfg.knn_user_weight[0])
+        knn = item_similarity(train, cfg.knn_shrink, alpha, user_weight)
+        session = item_similarity(_sessions(train), cfg.knn_shrink, alpha, user_weight)
         pop = np.log1p(train.popularity())
         recent_pop = recent_popularity(train, cfg.recent_days)
         new = (train.popularity() == 0).astype(np.float32)  # no training interaction: a new arrival
-        return cls(knn, session, pop, recent_pop, new, ArrivalHistory.fit(train, cfg.arrival_days[0]))
+        attrs = AttributePopularity.fit(train, cfg.attribute_prior_users, cfg.attribute_max_values)
+        return cls(knn, session, pop, recent_pop, new, ArrivalHistory.fit(train, cfg.arrival_days[0]), attrs)
+
+
+def item_similarity(train: TrainData, shrink: float, alpha: float, user_weight: str):
+    return ItemKNN(shrink=shrink, alpha=alpha, user_weight=user_weight).fit(train).sim
 
 
 class ArrivalHistory:
@@ -201,7 +218,7 @@ class ColdrecModel(Recommender):
         protocol = train.protocol if self.cfg.validation == "auto" else self.cfg.validation
         self.protocol = protocol
         val = validation_split(train, protocol, self.cfg.validation_fraction, self.cfg.max_validation_users)
-        inner = TrainData.build(val.train_events, train.items, seed=train.seed, protocol=protocol)
+        inner = TrainData.build(val.train_events, train.items, seed=train.seed, protocol=protocol, users=train.users)
         n_val = sum(len(c) for c in val.cases.values())
         self.report["validation"] = {"protocol": protocol, **{k: v for k, v in val.info.items() if k != "train_events"},
                                      "cases": n_val}
@@ -224,15 +241,35 @@ class ColdrecModel(Recommender):
             res = FinetuneResult(0, 0.0, 0, enc_ndcg(vecs) if n_val else float("nan"), stopped="fine-tuning off")
         self.item_vecs = np.asarray(vecs, dtype=np.float32)
         self.report["finetune"] = res.__dict__
-        window = self.cfg.arrival_days[0]
+        window, knn_choice = self.cfg.arrival_days[0], None
         if n_val:
-            self.parts = CollaborativeParts.fit(inner, self.cfg)
+            knn_choice = self._pick_knn(inner, val.cases)
+            self.parts = CollaborativeParts.fit(inner, self.cfg, knn_choice)
             window = self._pick_arrival_window(inner, val.cases)
             self._tune_weights(inner, val.cases)
             self._validation = (inner, val.cases)  # kept for re-tuning experiments; not saved
-        self.parts = CollaborativeParts.fit(train, self.cfg)  # final: collaborative parts on all training data
+        self.parts = CollaborativeParts.fit(train, self.cfg, knn_choice)  # final: on all training data
         self.parts.history.days = window
         return self
+
+    def _pick_knn(self, inner: TrainData, cases_by_k: dict[int | str, list]) -> tuple[float, str]:
+        """The co-occurrence similarity (asymmetry alpha x user weighting) whose scores alone rank
+        validation users' items best (users shown 1+ items, pooled)."""
+        candidates = [(a, u) for u in self.cfg.knn_user_weight for a in self.cfg.knn_alpha]
+        cases = [c for k, cs in cases_by_k.items() if k != QUERY and int(k) > 0 for c in cs]
+        if len(candidates) == 1 or not cases:
+            return candidates[0]
+        targets, excluded = case_targets(inner, cases)
+        profiles = [c.profile for c in cases]
+        q = profile_matrix(inner, profiles, self.cfg.history, self.cfg.recency_decay)
+        scored = {}
+        for alpha, uw in candidates:
+            sim = item_similarity(inner, self.cfg.knn_shrink, alpha, uw)
+            scored[(alpha, uw)] = _fast_ndcg(np.asarray((q @ sim).todense(), dtype=np.float32), targets, excluded)
+        best = max(candidates, key=lambda c: (scored[c], -candidates.index(c)))
+        self.report["knn"] = {"alpha": best[0], "user_weight": best[1],
+                              "val_ndcg@10": {f"alpha={a:g},{u}": round(v, 4) for (a, u), v in scored.items()}}
+        return best
 
     def _pick_arrival_window(self, inner: TrainData, cases_by_k: dict[int | str, list]) -> float | None:
         """The arrival window whose popularity alone ranks validation users' items best."""
@@ -266,7 +303,7 @@ class ColdrecModel(Recommender):
                 continue
             comps = self._components(inner, [c.profile for c in cases])
             targets, excluded = case_targets(inner, cases)
-            names = blend_components(bucket, self.protocol)
+            names = [n for n in blend_components(bucket, self.protocol) if n != "attr" or self.parts.attrs]
             best_w, best = self._coordinate_ascent(names, comps, targets, excluded, self.weights.get(bucket, {}))
             self.weights[bucket] = best_w
             tuned[bucket] = {"weights": best_w, "val_ndcg@10": round(best, 4), "users": len(cases)}
@@ -342,6 +379,7 @@ class ColdrecModel(Recommender):
             "pop": standardise(np.tile(self.parts.pop, (n, 1))),
             "recent": standardise(np.tile(self.parts.recent, (n, 1))),
             "arrival": standardise(self.parts.history.scores([p.at for p in profiles])),
+            "attr": standardise(self.parts.attrs.profile_scores(list(profiles))),
             "new": standardise(np.tile(self.parts.new, (n, 1))),
         }
 
@@ -424,6 +462,9 @@ class ColdrecModel(Recommender):
                 return "trending with shoppers right now"
             elif driver == "arrival":
                 return self._arrival_reason(profile)
+            elif driver == "attr" and self.parts.attrs.known(profile):
+                return "popular with shoppers like you (" + ", ".join(
+                    f"{k}: {v}" for k, v in self.parts.attrs.known(profile)) + ")"
             elif driver == "pop":
                 return "popular with shoppers"
         buyers = int(round(float(np.expm1(self.parts.pop[item]))))  # nothing above pulled it up: say what is true
@@ -519,12 +560,12 @@ def validation_split(train: TrainData, protocol: str, fraction: float, max_users
     ev, ks = train.events, [0, 1, 2, 3, 4, 5]
     titles = probe_titles(ev, train.items)
     if protocol == "users":
-        return user_split(ev, fraction, ks, train.seed, max_users, titles)
+        return user_split(ev, fraction, ks, train.seed, max_users, titles, train.users)
     if protocol == "warm":
-        return warm_split(ev, ks, train.seed, max_users)
+        return warm_split(ev, ks, train.seed, max_users, train.users)
     if protocol != "time":
         raise ConfigError(f"model.validation: unknown protocol {protocol!r} (auto, time, users or warm)")
-    return time_split(ev, ev["timestamp"].quantile(1 - fraction), ks, max_users, train.seed, titles)
+    return time_split(ev, ev["timestamp"].quantile(1 - fraction), ks, max_users, train.seed, titles, train.users)
 
 
 def _diverse(order: list[int], vecs: np.ndarray, n: int, max_cos: float) -> list[int]:
