@@ -12,7 +12,7 @@ def _ndcg(doc):
 
 def test_online_retail_time_split(cli, shared_datasets, tmp_path):
     out = tmp_path / "ev"
-    res = cli("evaluate", "--dataset", "online-retail", "--methods", "popularity,item_knn", "--out", out)
+    res = cli("evaluate", "--dataset", "online-retail", "--methods", "popularity,segment_popularity,item_knn", "--out", out)
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "metrics.json").read_text())
     info = doc["split_info"]
@@ -23,6 +23,9 @@ def test_online_retail_time_split(cli, shared_datasets, tmp_path):
         assert abs(nd[("popularity", k)]["value"] - ref) < 0.01
         assert nd[("item_knn", k)]["value"] > 1.5 * nd[("popularity", k)]["value"]
         assert nd[("item_knn", k)]["n_users"] == nd[("popularity", k)]["n_users"]
+    # profiles carry the shipping country; popular-in-your-country beats popular (measured 0.094 vs 0.085 at k=0)
+    assert info["profile_attributes"] == ["country"]
+    assert nd[("segment_popularity", 0)]["value"] > 1.05 * nd[("popularity", 0)]["value"]
 
 
 @pytest.mark.slow

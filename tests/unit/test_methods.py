@@ -9,7 +9,7 @@ from coldrec.recommender import Profile, TrainData
 from training import methods
 from tests.conftest import make_items
 
-ALL = ["popularity", "item_knn", "zero_shot", "implicit_als", "implicit_bpr", "lightfm"]
+ALL = ["popularity", "segment_popularity", "item_knn", "zero_shot", "implicit_als", "implicit_bpr", "lightfm"]
 PARAMS = {"methods": {"implicit_bpr": {"iterations": 20}, "lightfm": {"epochs": 3}}}
 
 
@@ -102,3 +102,14 @@ def test_item_knn_rejects_bad_options(kw, match):
 
     with pytest.raises(ValueError, match=match):
         ItemKNN(**kw)
+
+
+def test_segment_popularity_ranks_what_the_shoppers_segment_bought(train):
+    users = pd.DataFrame({"user_id": train.user_ids, "country": ["fr" if int(u[1:]) % 2 else "uk" for u in train.user_ids]})
+    data = TrainData.build(train.events, train.items, users=users)
+    m = methods.make("segment_popularity", {}).fit(data)
+    s = m.score([Profile(attributes={"country": "fr"}), Profile(attributes={"country": "mars"})])
+    odd, even = [data.item_index[f"i{i}"] for i in (1, 3, 5, 7)], [data.item_index[f"i{i}"] for i in (0, 2, 4, 6)]
+    assert s[0, odd].min() > s[0, even].max()  # odd users (fr) buy odd items only
+    np.testing.assert_allclose(s[1], data.popularity())  # an unknown segment: overall popularity
+    assert m.recommend(Profile(attributes={"country": "fr"}), n=1)[0].reason == "popular with shoppers like you (country: fr)"

@@ -331,6 +331,9 @@ def test_attribute_popularity_ranks_what_shoppers_sharing_the_attribute_bought()
                                                    Profile(attributes={"country": "Peru"}), Profile()])
     assert fr[even].min() > fr[odd].max() and uk[odd].min() > uk[even].max()
     assert not unknown.any() and not none.any()  # nothing known: no contribution, not a crash
+    # an item nobody bought scores 0 as in `pop`, not log(0): a cold item stays within the new-arrival prior's reach
+    never = train.item_index["i7"]
+    assert fr[never] == uk[never] == 0.0 and fr.min() == 0.0
     # the prior pulls a value seen on few users towards the overall shares
     strong = AttributePopularity.fit(train, prior_users=1000.0, max_values=30).profile_scores(
         [Profile(attributes={"country": "France"})])[0]
@@ -355,3 +358,21 @@ def test_attributes_steer_a_shopper_with_nothing_else_and_survive_saving(tmp_pat
     fr = Profile(attributes={"country": "France"})
     np.testing.assert_allclose(loaded.score([fr, uk]), model.score([fr, uk]), atol=1e-5)
     assert loaded.recommend(fr, n=1)[0].item_id in ("i0", "i2", "i4")
+
+
+def test_fit_picks_the_co_occurrence_similarity_on_validation_when_given_candidates():
+    from training.methods.baselines import ItemKNN
+    from training.model.hybrid import ColdrecModel
+
+    params = {**TINY, "model": {**TINY["model"], "knn_alpha": [0.5, 1.0], "knn_user_weight": ["none", "log"]}}
+    model = ColdrecModel(params)
+    model.cfg.finetune = False
+    train = TrainData.build(_shop_events(), make_items(8), seed=3)
+    model.fit(train)
+    picked = model.report["knn"]
+    assert set(picked["val_ndcg@10"]) == {"alpha=0.5,none", "alpha=1,none", "alpha=0.5,log", "alpha=1,log"}
+    label = f"alpha={picked['alpha']:g},{picked['user_weight']}"
+    assert picked["val_ndcg@10"][label] == max(picked["val_ndcg@10"].values())
+    expected = ItemKNN(shrink=model.cfg.knn_shrink, alpha=picked["alpha"], user_weight=picked["user_weight"]).fit(train).sim
+    np.testing.assert_allclose(model.parts.knn_sim.toarray(), expected.toarray(), rtol=1e-6)
+    assert "knn" not in ColdrecModel(TINY).fit(train).report  # one candidate each: nothing to pick

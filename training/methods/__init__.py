@@ -8,7 +8,7 @@ from coldrec.recommender import Recommender
 
 
 def _factories() -> dict[str, Callable[[dict[str, Any]], Recommender]]:
-    from training.methods.baselines import ItemKNN, Popularity
+    from training.methods.baselines import ItemKNN, Popularity, SegmentPopularity
     from training.methods.peers import ImplicitALS, ImplicitBPR, LightFMHybrid
     from training.methods.zero_shot import ZeroShotEncoder
     from training.quantize import ColdrecVariant
@@ -18,6 +18,7 @@ def _factories() -> dict[str, Callable[[dict[str, Any]], Recommender]]:
 
     return {
         "popularity": lambda p: Popularity(),
+        "segment_popularity": lambda p: SegmentPopularity(**section(p, "segment_popularity")),
         "item_knn": lambda p: ItemKNN(**section(p, "item_knn")),
         "zero_shot": lambda p: ZeroShotEncoder(p),
         "implicit_als": lambda p: ImplicitALS(section(p, "implicit_als")),

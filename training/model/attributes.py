@@ -1,11 +1,14 @@
 """``attr``: what shoppers who share a new shopper's attributes (country, ...) bought.
 
 A brand-new shopper often has nothing but attributes: the country of the shipping address, a
-segment chosen at sign-up. Per categorical attribute value, the score of an item is the
-smoothed log share of training users with that value who bought it,
-``log((n_vi + m * p_i) / (N_v + m))``: ``N_v`` users carry value v, ``n_vi`` of them bought
-item i, ``p_i`` is item i's share among all users and ``m`` (``prior_users``) pulls a value seen
-on few users towards the overall shares. A profile's score is the mean over its attributes with
+segment chosen at sign-up. Per categorical attribute value, the score of an item is
+``log(1 + N * (n_vi + m * p_i) / (N_v + m))``: the buyers it would have among all ``N`` training
+users if they were all like value v, on the same log1p scale as the ``pop`` component. ``N_v``
+users carry value v, ``n_vi`` of them bought item i, ``p_i`` is item i's share among all users
+and ``m`` (``prior_users``) pulls a value seen on few users towards the overall shares. An item
+nobody bought scores 0, as in ``pop``; a log of the bare share would put it at log(1e-9), so far
+below everything that no weight on the "new arrival" prior could lift it (it buried every cold
+item on online-retail). A profile's score is the mean over its attributes with
 a known value; an unknown value or no attributes scores every item alike (no contribution).
 Numeric columns are ignored: bin them into categories in the users file to use them.
 """
@@ -43,7 +46,7 @@ class AttributePopularity:
             for value, idx in col_values.groupby(col_values.astype("string"), sort=True).indices.items():
                 n_v = len(idx)
                 bought = np.asarray(x[idx].sum(axis=0)).ravel()
-                rows.append(np.log((bought + prior_users * share + 1e-9) / (n_v + prior_users)))
+                rows.append(np.log1p(n_users * (bought + prior_users * share) / (n_v + prior_users)))
                 names.append(col)
                 values.append(str(value))
         if not rows:
@@ -65,6 +68,11 @@ class AttributePopularity:
             if pairs:
                 out[r] = self.scores[[self.row[kv] for kv in pairs]].mean(axis=0)
         return out
+
+
+def like_you(pairs: list[tuple[str, str]]) -> str:
+    """The reason an attribute-driven pick carries."""
+    return "popular with shoppers like you (" + ", ".join(f"{k}: {v}" for k, v in pairs) + ")"
 
 
 def categorical_columns(users: pd.DataFrame, max_values: int) -> list[str]:

@@ -37,7 +37,7 @@ from training.encoder import DEFAULT_TEMPLATE, item_texts, resolve_model_path
 from training.evaluation.metrics import top_n, user_metrics
 from training.evaluation.splits import QUERY, Split, probe_titles, time_split, user_split, warm_split
 from training.methods.baselines import ItemKNN
-from training.model.attributes import AttributePopularity
+from training.model.attributes import AttributePopularity, like_you
 from training.model.finetune import FinetuneConfig, FinetuneResult, finetune, recency_weights
 
 log = logging.getLogger(__name__)
@@ -463,8 +463,7 @@ class ColdrecModel(Recommender):
             elif driver == "arrival":
                 return self._arrival_reason(profile)
             elif driver == "attr" and self.parts.attrs.known(profile):
-                return "popular with shoppers like you (" + ", ".join(
-                    f"{k}: {v}" for k, v in self.parts.attrs.known(profile)) + ")"
+                return like_you(self.parts.attrs.known(profile))
             elif driver == "pop":
                 return "popular with shoppers"
         buyers = int(round(float(np.expm1(self.parts.pop[item]))))  # nothing above pulled it up: say what is true
