@@ -67,7 +67,7 @@ def test_fit_reports_finetune_and_blend(fitted):
     ({"items": ["i0", "i2"], "event_types": ["view", "purchase"]}, "2 item(s): 1 view, 1 purchase"),
     ({"queries": ["kitchen thing"]}, "search 'kitchen thing'"),
     ({"interests": ["garden"]}, "interests: garden"),
-    ({"items": ["i1"], "queries": ["toys"], "interests": ["lighting"], "attributes": {"country": "UK"}}, "attributes: country=UK"),
+    ({"items": ["i1"], "queries": ["toys"], "interests": ["lighting"], "attributes": {"country": "UK"}}, "interests: lighting"),
 ])
 def test_profile_from_each_source_and_mixed(fitted, kwargs, expect):
     from training.model.profile import build_profile
@@ -99,6 +99,11 @@ def test_unknown_item_ids_are_ignored_with_a_warning(fitted, caplog):
     assert "ignoring 2 unknown item id(s): nope-1, nope-2" in caplog.text
     assert built.profile.items == ["i2"] and built.readable["ignored_items"] == ["nope-1", "nope-2"]
     assert fitted.recommend(built.profile, n=2)
+    with caplog.at_level(logging.WARNING):  # a model fit without a users table segments by nothing
+        built = build_profile(fitted, items=["i2"], attributes={"country": "UK"})
+    assert "ignoring 1 attribute(s) no training shopper had: country=UK" in caplog.text
+    assert built.readable["ignored_attributes"] == ["country=UK"]
+    assert not any(b.startswith("attributes") for b in built.readable["based_on"])
 
 
 def test_query_reaches_an_item_nobody_bought(fitted):
@@ -343,6 +348,7 @@ def test_attribute_popularity_ranks_what_shoppers_sharing_the_attribute_bought()
 def test_attributes_steer_a_shopper_with_nothing_else_and_survive_saving(tmp_path):
     from training.model.artifacts import load_model, save_model
     from training.model.hybrid import ColdrecModel
+    from training.model.profile import build_profile
 
     model = ColdrecModel(TINY)
     model.cfg.finetune = False
@@ -354,6 +360,9 @@ def test_attributes_steer_a_shopper_with_nothing_else_and_survive_saving(tmp_pat
     assert min(s[idx[i]] for i in ("i1", "i3", "i5")) > max(s[idx[i]] for i in ("i0", "i2", "i4"))
     (top,) = model.recommend(uk, n=1)
     assert top.item_id in ("i1", "i3", "i5") and top.reason == "popular with shoppers like you (country: United Kingdom)"
+    built = build_profile(model, items=["i1"], attributes={"country": "United Kingdom", "planet": "Mars"})
+    assert "attributes: country=United Kingdom" in built.readable["based_on"]
+    assert built.readable["ignored_attributes"] == ["planet=Mars"]  # no training shopper had it: said, not used
     loaded = load_model(save_model(model, tmp_path / "v", "fp", TINY), quantized=False)
     fr = Profile(attributes={"country": "France"})
     np.testing.assert_allclose(loaded.score([fr, uk]), model.score([fr, uk]), atol=1e-5)

@@ -2,7 +2,8 @@
 
 Inputs, any mix: recent item ids (with event types: views weigh less than purchases), search
 queries, stated interests (categories or keywords from onboarding), attributes. Unknown item
-ids are ignored with a warning, never a crash. With no signal at all the profile says so and
+ids, and attribute values no training shopper had (or columns the model does not segment by),
+are ignored with a warning, never a crash. With no signal at all the profile says so and
 the model falls back to popular, diverse picks.
 """
 from __future__ import annotations
@@ -43,11 +44,16 @@ def build_profile(model, items: Sequence[str] = (), event_types: Sequence[str] =
     query = " ".join(q.strip() for q in queries if q and q.strip()) or None
     profile = Profile(items=[i for i, _ in known_pairs], event_types=[t for _, t in known_pairs], query=query,
                       interests=[s.strip() for s in interests if s and s.strip()], attributes=dict(attributes or {}))
+    used = set(model.parts.attrs.known(profile))
+    unused = [f"{k}={v}" for k, v in profile.attributes.items() if (str(k), str(v)) not in used]
+    if unused:
+        log.warning("ignoring %d attribute(s) no training shopper had: %s", len(unused), ", ".join(unused[:10]))
     vector = model._user_vectors(data, [profile])[0]
-    return BuiltProfile(profile, vector, describe(model, profile, unknown))
+    return BuiltProfile(profile, vector, describe(model, profile, unknown, unused))
 
 
-def describe(model, profile: Profile, ignored: Sequence[str] = ()) -> dict[str, Any]:
+def describe(model, profile: Profile, ignored: Sequence[str] = (), ignored_attributes: Sequence[str] = ()
+             ) -> dict[str, Any]:
     data = model.train
     cat = data.items.set_index("item_id")
     rows = cat.loc[profile.items] if profile.items else cat.iloc[0:0]
@@ -59,8 +65,9 @@ def describe(model, profile: Profile, ignored: Sequence[str] = ()) -> dict[str, 
         based_on.append(f"search '{profile.query}'")
     if profile.interests:
         based_on.append("interests: " + ", ".join(profile.interests))
-    if profile.attributes:
-        based_on.append("attributes: " + ", ".join(f"{k}={v}" for k, v in profile.attributes.items()))
+    used = [f"{k}={v}" for k, v in profile.attributes.items() if f"{k}={v}" not in set(ignored_attributes)]
+    if used:
+        based_on.append("attributes: " + ", ".join(used))
     categories: Counter[str] = Counter()
     if "category" in rows.columns:
         for c in rows["category"].dropna():
@@ -84,4 +91,5 @@ def describe(model, profile: Profile, ignored: Sequence[str] = ()) -> dict[str, 
         "keywords": [w for w, _ in words.most_common(8)],
         "price_band": price_band,
         "ignored_items": list(ignored),
+        "ignored_attributes": list(ignored_attributes),
     }
