@@ -385,3 +385,22 @@ def test_fit_picks_the_co_occurrence_similarity_on_validation_when_given_candida
     expected = ItemKNN(shrink=model.cfg.knn_shrink, alpha=picked["alpha"], user_weight=picked["user_weight"]).fit(train).sim
     np.testing.assert_allclose(model.parts.knn_sim.toarray(), expected.toarray(), rtol=1e-6)
     assert "knn" not in ColdrecModel(TINY).fit(train).report  # one candidate each: nothing to pick
+
+
+def test_weight_search_ndcg_matches_the_evaluation_metric():
+    """The fast scorer the weight search uses agrees with the harness's NDCG@10 (targets, exclusions,
+    users without targets skipped), and reuses its precomputation across blends."""
+    from training.evaluation.metrics import top_n, user_metrics
+    from training.model.hybrid import NdcgScorer, _fast_ndcg
+
+    rng = np.random.default_rng(0)
+    n_cases, n_items = 40, 60
+    targets = [rng.choice(n_items, size=int(rng.integers(0, 15)), replace=False) for _ in range(n_cases)]
+    excluded = [rng.choice(n_items, size=int(rng.integers(0, 4)), replace=False) for _ in range(n_cases)]
+    scorer = NdcgScorer(targets, excluded)
+    for _ in range(3):
+        s = rng.standard_normal((n_cases, n_items)).astype(np.float32)
+        slow = np.mean([user_metrics(top_n(s[r], t, 10, e), t, 10).ndcg
+                        for r, (t, e) in enumerate(zip(targets, excluded)) if len(t)])
+        assert scorer(s.copy()) == pytest.approx(slow, abs=1e-9)
+        assert _fast_ndcg(s, targets, excluded) == pytest.approx(slow, abs=1e-9)
