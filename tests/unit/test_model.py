@@ -397,7 +397,7 @@ def test_weight_search_ndcg_matches_the_evaluation_metric():
     n_cases, n_items = 40, 60
     targets = [rng.choice(n_items, size=int(rng.integers(0, 15)), replace=False) for _ in range(n_cases)]
     excluded = [rng.choice(n_items, size=int(rng.integers(0, 4)), replace=False) for _ in range(n_cases)]
-    scorer = NdcgScorer(targets, excluded)
+    scorer = NdcgScorer(targets, excluded, n_items)
     for _ in range(3):
         s = rng.standard_normal((n_cases, n_items)).astype(np.float32)
         slow = np.mean([user_metrics(top_n(s[r], t, 10, e), t, 10).ndcg

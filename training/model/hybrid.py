@@ -259,13 +259,12 @@ class ColdrecModel(Recommender):
         cases = [c for k, cs in cases_by_k.items() if k != QUERY and int(k) > 0 for c in cs]
         if len(candidates) == 1 or not cases:
             return candidates[0]
-        targets, excluded = case_targets(inner, cases)
-        profiles = [c.profile for c in cases]
-        q = profile_matrix(inner, profiles, self.cfg.history, self.cfg.recency_decay)
+        ndcg = NdcgScorer(*case_targets(inner, cases), inner.n_items)
+        q = profile_matrix(inner, [c.profile for c in cases], self.cfg.history, self.cfg.recency_decay)
         scored = {}
         for alpha, uw in candidates:
             sim = item_similarity(inner, self.cfg.knn_shrink, alpha, uw)
-            scored[(alpha, uw)] = _fast_ndcg(np.asarray((q @ sim).todense(), dtype=np.float32), targets, excluded)
+            scored[(alpha, uw)] = ndcg(np.asarray((q @ sim).todense(), dtype=np.float32))
         best = max(candidates, key=lambda c: (scored[c], -candidates.index(c)))
         self.report["knn"] = {"alpha": best[0], "user_weight": best[1],
                               "val_ndcg@10": {f"alpha={a:g},{u}": round(v, 4) for (a, u), v in scored.items()}}
@@ -274,9 +273,9 @@ class ColdrecModel(Recommender):
     def _pick_arrival_window(self, inner: TrainData, cases_by_k: dict[int | str, list]) -> float | None:
         """The arrival window whose popularity alone ranks validation users' items best."""
         cases = [c for cs in cases_by_k.values() for c in cs]
-        targets, excluded = case_targets(inner, cases)
+        ndcg = NdcgScorer(*case_targets(inner, cases), inner.n_items)
         ats = [c.profile.at for c in cases]
-        scored = {days: _fast_ndcg(self.parts.history.scores(ats, days), targets, excluded)
+        scored = {days: ndcg(self.parts.history.scores(ats, days))
                   for days in self.cfg.arrival_days}
         best = max(self.cfg.arrival_days, key=lambda d: (scored[d], -self.cfg.arrival_days.index(d)))
         self.parts.history.days = best
@@ -504,7 +503,7 @@ def coordinate_ascent(names, comps, targets, excluded, start, grid, restarts: bo
     start settled on knn x0.25, while starting from knn alone found knn x1 + pop x8 (k=1 test
     NDCG 0.452 -> 0.461). Blends already scored are cached, so restarts cost less than they seem."""
     cache: dict[tuple[float, ...], float] = {}
-    ndcg = NdcgScorer(targets, excluded)
+    ndcg = NdcgScorer(targets, excluded, next(iter(comps.values())).shape[1])
 
     def score(weights):
         key = tuple(weights[n] for n in names)
@@ -604,7 +603,7 @@ def _mean_ndcg(scores: np.ndarray, cases: list, data: TrainData) -> float:
 
 def _fast_ndcg(scores: np.ndarray, targets: list[np.ndarray], excluded: list[np.ndarray]) -> float:
     """Vectorised NDCG@10 for weight search (ties broken arbitrarily: blends rarely tie)."""
-    return NdcgScorer(targets, excluded)(scores.copy())
+    return NdcgScorer(targets, excluded, scores.shape[1])(scores.copy())
 
 
 class NdcgScorer:
@@ -612,25 +611,23 @@ class NdcgScorer:
     DCG are built once. The weight search scores ~10k blends per fit; rebuilding these per blend
     (a Python loop over cases for each) was most of the fit time."""
 
-    def __init__(self, targets: list[np.ndarray], excluded: list[np.ndarray]):
+    def __init__(self, targets: list[np.ndarray], excluded: list[np.ndarray], n_items: int):
         self.rows = np.array([r for r, t in enumerate(targets) if len(t)], dtype=np.int64)
         self.ex_rows = np.concatenate([np.full(len(e), r, np.int64) for r, e in enumerate(excluded)] or [np.zeros(0, np.int64)])
         self.ex_cols = np.concatenate([np.asarray(e, np.int64) for e in excluded] or [np.zeros(0, np.int64)])
-        self.targets = targets
+        self.n = min(10, n_items)
+        self.mask = np.zeros((len(targets), n_items), bool)
+        for r, t in enumerate(targets):
+            self.mask[r, np.asarray(t, np.int64)] = True
+        self.disc = 1.0 / np.log2(np.arange(2, self.n + 2))
+        self.ideal = np.array([self.disc[:min(len(t), self.n)].sum() for t in targets], dtype=np.float64)
 
     def __call__(self, s: np.ndarray) -> float:
         """``s`` (cases x items) is overwritten: pass a blend you no longer need."""
         if not len(self.rows):
             return 0.0
         s[self.ex_rows, self.ex_cols] = -np.inf
-        n = min(10, s.shape[1])
-        if not hasattr(self, "mask") or self.mask.shape != s.shape:
-            self.mask = np.zeros(s.shape, bool)
-            for r, t in enumerate(self.targets):
-                self.mask[r, np.asarray(t, np.int64)] = True
-            disc = 1.0 / np.log2(np.arange(2, n + 2))
-            self.disc = disc
-            self.ideal = np.array([disc[:min(len(t), n)].sum() for t in self.targets], dtype=np.float64)
+        n = self.n
         np.negative(s, out=s)
         top = np.argpartition(s, n - 1, axis=1)[:, :n]
         order = (-np.take_along_axis(s, top, 1)).argsort(axis=1)[:, ::-1]
