@@ -14,8 +14,10 @@ same-day baskets), ``srN`` / ``srNs`` (sequential rules: items following within 
 ``recentD`` (popularity over the last D days), ``momentumD`` (log popularity over the last D days
 minus the D before: rising items), ``arrivalD`` (popularity in the D days before each user arrived;
 ``arrival`` = all before: the model's ``arrival`` component), ``priceW`` (closeness in log price to
-the profile's items, Gaussian width W), ``enc`` (zero-shot MiniLM profile cosine).
-Profiles weight the user's items by recency (decay 0.7, newest = 1), as the model does.
+the profile's items, Gaussian width W), ``enc`` (zero-shot MiniLM profile cosine), ``i2vW``
+(item2vec: skip-gram with negative sampling over same-day baskets, pairs up to W positions apart;
+the profile's mean input vector against every item's output vector).
+Profiles weight the user's items by recency (``--decay``, default 0.7, newest = 1), as the model does.
 """
 from __future__ import annotations
 
@@ -69,6 +71,44 @@ def sequential_rules(data: TrainData, window: int, both: bool) -> sp.csr_matrix:
     return (sp.diags(1 / np.maximum(np.asarray(m.sum(1)).ravel(), 1e-9)) @ m).tocsr()
 
 
+class Item2Vec:
+    """Skip-gram with negative sampling (unigram^0.75) over baskets: learned dense co-occurrence."""
+
+    def __init__(self, data: TrainData, window: int, dim: int = 64, epochs: int = 5, negatives: int = 5,
+                 lr: float = 0.01, batch: int = 4096, seed: int = 42):
+        import torch
+
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        seqs = [q for q in _sequences(_sessions(data)) if len(q) >= 2]
+        a, b = [], []
+        for q in seqs:
+            for d in range(1, min(window, len(q) - 1) + 1):
+                a += [q[:-d], q[d:]]
+                b += [q[d:], q[:-d]]
+        src, dst = torch.tensor(np.concatenate(a)), torch.tensor(np.concatenate(b))
+        freq = np.bincount(src.numpy(), minlength=data.n_items).astype(np.float64) ** 0.75
+        noise = torch.tensor(freq / freq.sum(), dtype=torch.float)
+        w_in, w_out = torch.nn.Embedding(data.n_items, dim), torch.nn.Embedding(data.n_items, dim)
+        torch.nn.init.normal_(w_in.weight, 0, 0.1)
+        torch.nn.init.zeros_(w_out.weight)
+        opt = torch.optim.Adam([w_in.weight, w_out.weight], lr=lr)
+        logsig = torch.nn.functional.logsigmoid
+        for _ in range(epochs):
+            for idx in torch.tensor(rng.permutation(len(src))).split(batch):
+                u, neg = w_in(src[idx]), torch.multinomial(noise, len(idx) * negatives, replacement=True)
+                pos = (u * w_out(dst[idx])).sum(-1)
+                negs = torch.bmm(w_out(neg.view(len(idx), negatives)), u.unsqueeze(-1)).squeeze(-1)
+                loss = -(logsig(pos).mean() + logsig(-negs).sum(-1).mean())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        self.w_in, self.w_out = w_in.weight.detach().numpy(), w_out.weight.detach().numpy()
+
+    def scores(self, q) -> np.ndarray:
+        return np.asarray(q @ self.w_in) @ self.w_out.T
+
+
 def build(data: TrainData, name: str):
     if name == "knn":
         return ItemKNN(shrink=10).fit(data).sim
@@ -93,26 +133,30 @@ def build(data: TrainData, name: str):
         return ("price", float(name[5:] or 1.0))
     if name == "enc":
         return "enc"
+    if name.startswith("i2v"):
+        return Item2Vec(data, int(name[3:] or 5))
     raise SystemExit(f"unknown component {name!r}")
 
 
-def component(data: TrainData, cases, obj, vecs: np.ndarray) -> np.ndarray:
+def component(data: TrainData, cases, obj, vecs: np.ndarray, decay: float = 0.7) -> np.ndarray:
     if isinstance(obj, ArrivalHistory):
         return standardise(obj.scores([c.profile.at for c in cases]))
     if isinstance(obj, tuple):  # price affinity: Gaussian in log price around the profile's weighted mean
         lp = np.log(np.clip(data.items["price"].fillna(data.items["price"].median()).to_numpy(np.float64), 0.01, None))
-        q = profile_matrix(data, [c.profile for c in cases], 20, 0.7)
+        q = profile_matrix(data, [c.profile for c in cases], 20, decay)
         w = np.asarray(q.sum(1)).ravel()
         mu = np.asarray(q @ lp).ravel() / np.maximum(w, 1e-9)
         out = np.exp(-0.5 * ((lp[None, :] - mu[:, None]) / obj[1]) ** 2) * (w > 0)[:, None]
         return standardise(out.astype(np.float32))
     if isinstance(obj, str):  # enc
-        u = profile_matrix(data, [c.profile for c in cases], 20, 0.7).toarray() @ vecs
+        u = profile_matrix(data, [c.profile for c in cases], 20, decay).toarray() @ vecs
         u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
         return standardise(u @ vecs.T)
+    if isinstance(obj, Item2Vec):
+        return standardise(obj.scores(profile_matrix(data, [c.profile for c in cases], 20, decay)).astype(np.float32))
     if isinstance(obj, np.ndarray) and obj.ndim == 1:
         return standardise(np.tile(obj, (len(cases), 1)))
-    s = profile_matrix(data, [c.profile for c in cases], 20, 0.7) @ obj
+    s = profile_matrix(data, [c.profile for c in cases], 20, decay) @ obj
     return standardise(np.asarray(s.todense()) if sp.issparse(s) else np.asarray(s))
 
 
@@ -123,8 +167,8 @@ def ascent(comps: dict[str, np.ndarray], targets, excluded, first: str) -> tuple
     return {n: v for n, v in w.items() if v}, best
 
 
-def cases_for(data: TrainData, cases, names, objs, vecs):
-    comps = {n: component(data, cases, objs[n], vecs) for n in names}
+def cases_for(data: TrainData, cases, names, objs, vecs, decay: float = 0.7):
+    comps = {n: component(data, cases, objs[n], vecs, decay) for n in names}
     return (comps, *case_targets(data, cases))
 
 
@@ -134,6 +178,7 @@ def main() -> None:
     ap.add_argument("--split", default="time", choices=["time", "users"])
     ap.add_argument("--blend", action="append", required=True, help="comma-separated components")
     ap.add_argument("--oracle", action="store_true", help="also tune on test users (an upper bound, not a result)")
+    ap.add_argument("--decay", type=float, default=0.7, help="recency decay of the profile's items (1: all alike)")
     a = ap.parse_args()
     params = load_params()
     ds = load_prepared(settings().data_dir / a.dataset)
@@ -150,8 +195,8 @@ def main() -> None:
         vals, tests, oracles, weights = [], [], [], []
         for k in (1, 3, 5):
             pooled = [c for kk in (k - 1, k, k + 1) if kk > 0 for c in val.cases.get(kk, [])]
-            w, v = ascent(*cases_for(inner, pooled, names, o_in, vecs), names[0])
-            comps, t, e = cases_for(train, split.cases[k], names, o_tr, vecs)
+            w, v = ascent(*cases_for(inner, pooled, names, o_in, vecs, a.decay), names[0])
+            comps, t, e = cases_for(train, split.cases[k], names, o_tr, vecs, a.decay)
             vals.append(v)
             weights.append(w)
             tests.append(_fast_ndcg(sum(x * comps[n] for n, x in w.items()), t, e))
