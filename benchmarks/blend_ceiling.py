@@ -61,11 +61,17 @@ def rp3(data: TrainData, beta: float) -> np.ndarray:
     return w
 
 
+def ordered_pairs(seqs, window: int | None):
+    """Per sequence and distance d <= ``window`` (None: any): the items and the items d positions later."""
+    for s in seqs:
+        for d in range(1, min(window or len(s), len(s) - 1) + 1):
+            yield s[:-d], s[d:], d
+
+
 def sequential_rules(data: TrainData, window: int, both: bool) -> sp.csr_matrix:
     rows, cols, vals = [], [], []
-    for s in _sequences(data):
-        for d in range(1, min(window, len(s) - 1) + 1):
-            rows.append(s[:-d]), cols.append(s[d:]), vals.append(np.full(len(s) - d, 1.0 / d, np.float32))
+    for earlier, later, d in ordered_pairs(_sequences(data), window):
+        rows.append(earlier), cols.append(later), vals.append(np.full(len(earlier), 1.0 / d, np.float32))
     m = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(data.n_items,) * 2)
     m = m + m.T if both else m
     return (sp.diags(1 / np.maximum(np.asarray(m.sum(1)).ravel(), 1e-9)) @ m).tocsr()
@@ -82,10 +88,9 @@ class Item2Vec:
         rng = np.random.default_rng(seed)
         seqs = [q for q in _sequences(_sessions(data)) if len(q) >= 2]
         a, b = [], []
-        for q in seqs:
-            for d in range(1, min(window, len(q) - 1) + 1):
-                a += [q[:-d], q[d:]]
-                b += [q[d:], q[:-d]]
+        for earlier, later, _ in ordered_pairs(seqs, window):
+            a += [earlier, later]
+            b += [later, earlier]
         src, dst = torch.tensor(np.concatenate(a)), torch.tensor(np.concatenate(b))
         freq = np.bincount(src.numpy(), minlength=data.n_items).astype(np.float64) ** 0.75
         noise = torch.tensor(freq / freq.sum(), dtype=torch.float)

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.blend_ceiling import ordered_pairs  # noqa: E402
 from coldrec.config import load_params, settings  # noqa: E402
 from coldrec.dataset import load_prepared  # noqa: E402
 from coldrec.recommender import TrainData  # noqa: E402
@@ -29,11 +30,10 @@ from training.model.hybrid import _fast_ndcg, _sequences, case_targets, profile_
 def ordered_co_occurrence(seqs: list[np.ndarray], n: int, window: int | None, decay: float, directed: bool):
     """Counts of item j at distance d after item i in a user's order (weight decay^(d-1)); both ways unless directed."""
     rows, cols, vals = [], [], []
-    for s in seqs:
-        for d in range(1, min(window or len(s), len(s) - 1) + 1):
-            rows.append(s[:-d])
-            cols.append(s[d:])
-            vals.append(np.full(len(s) - d, decay ** (d - 1), np.float32))
+    for earlier, later, d in ordered_pairs(seqs, window):
+        rows.append(earlier)
+        cols.append(later)
+        vals.append(np.full(len(earlier), decay ** (d - 1), np.float32))
     co = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
     return co if directed else (co + co.T).tocsr()
 

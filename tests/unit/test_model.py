@@ -223,6 +223,9 @@ def test_new_arrival_prior_only_when_users_arrive_in_time(protocol, has_new):
         names = blend_components(bucket, protocol)
         assert ("new" in names) is has_new
         assert ("qknn" in names) is (bucket != "0") and ("enc" in names) is (bucket != "0")
+        assert "attr" in names  # every bucket may use attributes where the data has them ...
+        without = blend_components(bucket, protocol, attributes=False)
+        assert without == [n for n in names if n != "attr"]  # ... and none is searched where it has none
 
 
 def test_query_reaches_what_buyers_of_the_matching_item_also_bought(fitted):

@@ -69,17 +69,12 @@ class ItemKNN(Recommender):
     def fit(self, train: TrainData) -> "ItemKNN":
         super().fit(train)
         x = train.matrix.tocsr().astype(np.float32)
-        counts = (x.T @ x).tocsr()  # raw co-occurrence counts: what the shrinkage trusts
-        counts.setdiag(0)
-        counts.eliminate_zeros()
+        counts = _off_diagonal(x.T @ x)  # raw co-occurrence counts: what the shrinkage trusts
+        co = counts
         if self.user_weight == "log":
             per_user = np.asarray(x.sum(axis=1)).ravel()
             xw = sp.diags(1.0 / np.log2(1.0 + np.maximum(per_user, 1.0))).astype(np.float32) @ x
-            co = (xw.T @ x).tocsr()
-            co.setdiag(0)
-            co.eliminate_zeros()
-        else:
-            co = counts
+            co = _off_diagonal(xw.T @ x)
         n = np.asarray(x.sum(axis=0)).ravel()
         left = np.divide(1.0, n ** self.alpha, out=np.zeros_like(n), where=n > 0)
         right = np.divide(1.0, n ** (1.0 - self.alpha), out=np.zeros_like(n), where=n > 0)
@@ -96,6 +91,14 @@ class ItemKNN(Recommender):
             cols += idx
         q = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(profiles), self.train.n_items))
         return np.asarray((q @ self.sim).todense(), dtype=np.float32)
+
+
+def _off_diagonal(m) -> sp.csr_matrix:
+    """An item's co-occurrence with itself is no similarity."""
+    m = m.tocsr()
+    m.setdiag(0)
+    m.eliminate_zeros()
+    return m
 
 
 def _shrunk(counts: sp.csr_matrix, shrink: float) -> sp.csr_matrix:

@@ -265,7 +265,7 @@ class ColdrecModel(Recommender):
         for alpha, uw in candidates:
             sim = item_similarity(inner, self.cfg.knn_shrink, alpha, uw)
             scored[(alpha, uw)] = ndcg(np.asarray((q @ sim).todense(), dtype=np.float32))
-        best = max(candidates, key=lambda c: (scored[c], -candidates.index(c)))
+        best = max(candidates, key=scored.__getitem__)  # ties: the first listed
         self.report["knn"] = {"alpha": best[0], "user_weight": best[1],
                               "val_ndcg@10": {f"alpha={a:g},{u}": round(v, 4) for (a, u), v in scored.items()}}
         return best
@@ -277,7 +277,7 @@ class ColdrecModel(Recommender):
         ats = [c.profile.at for c in cases]
         scored = {days: ndcg(self.parts.history.scores(ats, days))
                   for days in self.cfg.arrival_days}
-        best = max(self.cfg.arrival_days, key=lambda d: (scored[d], -self.cfg.arrival_days.index(d)))
+        best = max(self.cfg.arrival_days, key=scored.__getitem__)  # ties: the first listed
         self.parts.history.days = best
         labels = {d: "all" if d is None else f"{d:g}" for d in scored}
         self.report["arrival_window"] = {"days": best, "val_ndcg@10": {labels[d]: round(v, 4) for d, v in scored.items()}}
@@ -302,7 +302,7 @@ class ColdrecModel(Recommender):
                 continue
             comps = self._components(inner, [c.profile for c in cases])
             targets, excluded = case_targets(inner, cases)
-            names = [n for n in blend_components(bucket, self.protocol) if n != "attr" or self.parts.attrs]
+            names = blend_components(bucket, self.protocol, attributes=bool(self.parts.attrs))
             best_w, best = self._coordinate_ascent(names, comps, targets, excluded, self.weights.get(bucket, {}))
             self.weights[bucket] = best_w
             tuned[bucket] = {"weights": best_w, "val_ndcg@10": round(best, 4), "users": len(cases)}
@@ -461,8 +461,8 @@ class ColdrecModel(Recommender):
                 return "trending with shoppers right now"
             elif driver == "arrival":
                 return self._arrival_reason(profile)
-            elif driver == "attr" and self.parts.attrs.known(profile):
-                return like_you(self.parts.attrs.known(profile))
+            elif driver == "attr" and (pairs := self.parts.attrs.known(profile)):
+                return like_you(pairs)
             elif driver == "pop":
                 return "popular with shoppers"
         buyers = int(round(float(np.expm1(self.parts.pop[item]))))  # nothing above pulled it up: say what is true
@@ -481,12 +481,13 @@ def _window_words(days: float | None) -> str:
     return "year" if days == 365 else f"{days:g} days"
 
 
-def blend_components(bucket: str, protocol: str) -> list[str]:
+def blend_components(bucket: str, protocol: str, attributes: bool = True) -> list[str]:
     """The components a bucket's weights are searched over.
 
     "new" means "arrived after the training period" only when users arrive in time. Under a users
     (or warm) split, an item without training interactions is one that only held-out users touched:
-    its weight would learn the split, not the shop.
+    its weight would learn the split, not the shop. "attr" only where the data has user attributes
+    (``attributes``): otherwise it scores every item alike and searching its weight is wasted work.
     """
     if bucket == QUERY_BUCKET:
         names = list(NO_ITEM_COMPONENTS)
@@ -494,6 +495,8 @@ def blend_components(bucket: str, protocol: str) -> list[str]:
         names = [c for c in NO_ITEM_COMPONENTS if c not in TEXT_COMPONENTS]
     else:
         names = list(COMPONENTS)
+    if not attributes:
+        names = [n for n in names if n != "attr"]
     return names if protocol == "time" else [n for n in names if n != "new"]
 
 

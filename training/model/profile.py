@@ -65,7 +65,8 @@ def describe(model, profile: Profile, ignored: Sequence[str] = (), ignored_attri
         based_on.append(f"search '{profile.query}'")
     if profile.interests:
         based_on.append("interests: " + ", ".join(profile.interests))
-    used = [f"{k}={v}" for k, v in profile.attributes.items() if f"{k}={v}" not in set(ignored_attributes)]
+    skipped = set(ignored_attributes)
+    used = [f"{k}={v}" for k, v in profile.attributes.items() if f"{k}={v}" not in skipped]
     if used:
         based_on.append("attributes: " + ", ".join(used))
     categories: Counter[str] = Counter()
