@@ -31,15 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from coldrec.config import load_params  # noqa: E402
 from coldrec.features.compute import build_feature_tables  # noqa: E402
-from coldrec.features.store import (  # noqa: E402
-    USER_REFS,
-    apply,
-    get_user_profile,
-    materialize,
-    push_event,
-    redis_connection,
-    render_repo,
-)
+from coldrec.features.materialization import materialize  # noqa: E402
+from coldrec.features.online import USER_REFS, get_user_profile  # noqa: E402
+from coldrec.features.push import push_event  # noqa: E402
+from coldrec.features.repo import apply, redis_connection, render_repo  # noqa: E402
 from coldrec.prepare import load_source  # noqa: E402
 
 

@@ -10,7 +10,10 @@ import pytest
 
 from coldrec.dataset import Dataset
 from coldrec.features.compute import build_feature_tables
-from coldrec.features.store import apply, get_item_features, get_user_profile, historical_features, materialize, render_repo
+from coldrec.features.historical import historical_features
+from coldrec.features.materialization import materialize
+from coldrec.features.online import get_item_features, get_user_profile
+from coldrec.features.repo import apply, render_repo
 from tests.conftest import SHARED
 from tests.integration.test_features_store import REDIS, redis_or_skip
 

@@ -19,17 +19,13 @@ import pytest
 
 from coldrec.dataset import from_files
 from coldrec.errors import DataError
-from coldrec.features.compute import BEGIN, build_feature_tables, decode_profile_table
-from coldrec.features.store import (
-    apply,
-    get_item_features,
-    get_user_profile,
-    get_user_profiles,
-    historical_features,
-    materialize,
-    push_event,
-    render_repo,
-)
+from coldrec.features.compute import BEGIN, build_feature_tables
+from coldrec.features.historical import historical_features
+from coldrec.features.materialization import materialize
+from coldrec.features.online import get_item_features, get_user_profile, get_user_profiles
+from coldrec.features.profile import decode_profile_table
+from coldrec.features.push import push_event
+from coldrec.features.repo import apply, render_repo
 from tests.conftest import ROOT, make_events, make_items
 
 REDIS = os.environ.get("COLDREC_TEST_REDIS", "127.0.0.1:6379,db=5")
@@ -248,7 +244,7 @@ def test_feast_cli_apply_on_a_temp_repo(tiny, tmp_path):
     out = res.stdout
     for name in ("user_profile", "item_popularity", "item_attributes", "training_service", "user_profile_service"):
         assert name in out
-    from coldrec.features.store import open_store
+    from coldrec.features.repo import open_store
 
     st = open_store(repo)
     assert sorted(fv.name for fv in st.list_feature_views()) == ["item_attributes", "item_popularity", "user_profile"]

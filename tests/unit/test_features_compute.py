@@ -1,4 +1,4 @@
-"""Feature computation (coldrec.features.compute): plain pandas, no Feast."""
+"""Feature computation (coldrec.features.compute, coldrec.features.profile): plain pandas, no Feast."""
 from __future__ import annotations
 
 import json
@@ -11,17 +11,14 @@ import pytest
 from coldrec.dataset import Dataset, from_files
 from coldrec.features.compute import (
     BEGIN,
-    apply_event,
     build_feature_tables,
     compute_tables,
-    decode_profile_table,
-    empty_profile,
     feature_params,
     item_popularity,
     price_band,
     price_band_edges,
-    split_categories,
 )
+from coldrec.features.profile import apply_event, decode_profile_table, empty_profile, split_categories
 
 T0 = pd.Timestamp("2024-03-01T10:00:00Z")
 
