@@ -14,7 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from coldrec import stages
 from coldrec.errors import ColdrecError
+from coldrec.stages import Source
 
 app = typer.Typer(
     help="coldrec: recommendations for brand-new shoppers from a pretrained transformer encoder.\n\n"
@@ -82,12 +84,11 @@ def data_prepare(
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
     """Convert a dataset to canonical Parquet (events, items, users) and print its summary."""
-    from coldrec.prepare import prepare
-
     with console.status("preparing dataset (reading, cleaning, checking the contract)..."):
-        ds, path = prepare(dataset=dataset, events=events, items=items, users=users, out=out, data_dir=data_dir)
+        res = stages.prepare(Source(dataset, events, items, users, data_dir), out=out)
+    ds = res.detail
     print_summary(ds.summary(), ds.report.get("rules"))
-    console.print(f"wrote [bold]{path}[/] (fingerprint {ds.fingerprint()})")
+    console.print(f"wrote [bold]{res.path}[/] (fingerprint {res.summary['fingerprint']})")
 
 
 @app.command("evaluate")
@@ -105,23 +106,12 @@ def evaluate_cmd(
 ) -> None:
     """Cold-start benchmark: fit every method on the split's training part, rank the full catalogue
     for each test user after revealing k items, write metrics.json + report.html + a plot."""
-    from coldrec.config import load_params
-    from coldrec.prepare import load_source
-    from training.evaluation.evaluate import evaluate
     from training.evaluation.report import console_table
 
-    params = load_params()
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
-    if chosen is not None:
-        from training import methods as registry
-
-        unknown = [m for m in chosen if m not in registry.available()]
-        if unknown:
-            raise ColdrecError(f"--methods: unknown {', '.join(unknown)} (available: {', '.join(registry.available())})")
-    ds = load_source(dataset, events, items, users, data_dir, params)
-    doc = evaluate(ds, params, out_dir=out, split=split, seed=seed, methods=chosen)
-    console.print(console_table(doc))
-    console.print(f"wrote [bold]{doc['out_dir']}[/]/metrics.json, report.html, ndcg_vs_k.png")
+    res = stages.evaluate(Source(dataset, events, items, users, data_dir), out=out, split=split, seed=seed, methods=chosen)
+    console.print(console_table(res.detail))
+    console.print(f"wrote [bold]{res.path}[/]/metrics.json, report.html, ndcg_vs_k.png")
 
 
 @app.command("train")
@@ -132,20 +122,15 @@ def train_cmd(
     items: Optional[Path] = ItemsOpt,
     users: Optional[Path] = UsersOpt,
     data_dir: Optional[Path] = DataDirOpt,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model directory (default: artifacts/models/<version>)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model version directory (default: artifacts/models/<dataset>/<version>/, and <dataset>/current then names it)."),
 ) -> None:
     """Fine-tune the encoder on behaviour, fit the hybrid blend, write a new model version."""
-    from coldrec.config import load_params
-    from coldrec.prepare import load_source
-    from training.train import train
-
-    params = load_params()
-    ds = load_source(dataset, events, items, users, data_dir, params)
-    path, report = train(ds, params, out_dir=out)
-    ft = report.get("finetune", {})
-    console.print(f"trained in {report['seconds']} s (fine-tune: {ft.get('steps')} steps, best validation NDCG@10 "
-                  f"{ft.get('best_score', float('nan')):.4f} at step {ft.get('best_step')}, {ft.get('stopped')})")
-    console.print(f"wrote model version [bold]{path}[/]")
+    res = stages.train(Source(dataset, events, items, users, data_dir), out=out)
+    r = res.summary
+    best = r["finetune_best_val_ndcg@10"]
+    console.print(f"trained in {r['train_seconds']} s (fine-tune: {r['finetune_steps']} steps, best validation NDCG@10 "
+                  f"{float('nan') if best is None else best:.4f} at step {r['finetune_best_step']}, {r['finetune_stopped']})")
+    console.print(f"wrote model version [bold]{res.path}[/]")
 
 
 @app.command("validate")
@@ -162,32 +147,19 @@ def validate_cmd(
     """Data-quality gate (Great Expectations): run the suites of expectations/ on the data and write
     result.json + report.html (+ quarantine/). Exit 0: passed (warnings allowed); 1: a critical
     expectation failed (do not train on this batch); 2: unusable input or arguments."""
-    from coldrec.quality import validate_source
     from coldrec.quality.report import console_table
 
     with console.status("validating (Great Expectations)..."):
-        result = validate_source(dataset=dataset, events=events, items=items, users=users, data_dir=data_dir,
-                                 out_dir=out, run_date=run_date)
-    console.print(console_table(result))
-    console.print(f"wrote [bold]{result.out_dir}[/]/result.json, report.html")
-    result.raise_if_failed()
+        res = stages.validate(Source(dataset, events, items, users, data_dir), out=out, run_date=run_date)
+    console.print(console_table(res.detail))
+    console.print(f"wrote [bold]{res.path}[/]/result.json, report.html")
+    res.detail.raise_if_failed()
 
 
 features_app = typer.Typer(help="Feature store (Feast): build feature tables, apply, materialise, look up, push.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
 OnlineOpt = typer.Option(None, "--online", help="Online store: sqlite (embedded) or redis (default: params.yaml features.online_store).")
 RepoOpt = typer.Option(None, "--repo", help="Feast repo copy to use (default: data/feast/<dataset>/<online store>).")
-
-
-def _feature_target(dataset: Optional[str], online: Optional[str], repo: Optional[Path]) -> tuple[str, str, Path, dict[str, Any]]:
-    from coldrec.config import load_params
-    from coldrec.features.store import default_repo_dir
-    from coldrec.prepare import default_dataset
-
-    params = load_params()
-    name = dataset or default_dataset(params)
-    online = online or (params.get("features") or {}).get("online_store") or "sqlite"
-    return name, online, repo or default_repo_dir(name, online), params
 
 
 @features_app.command("build")
@@ -201,22 +173,15 @@ def features_build(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: data/features/<dataset>)."),
 ) -> None:
     """Compute the point-in-time feature tables (user profiles, item popularity, item attributes)."""
-    from coldrec.config import load_params
-    from coldrec.features.compute import build_feature_tables
-    from coldrec.features.store import default_features_data
-    from coldrec.prepare import load_source
-
-    params = load_params()
-    ds = load_source(dataset, events, items, users, data_dir, params)
     with console.status("computing feature tables..."):
-        ft = build_feature_tables(ds, out or default_features_data(ds.name), params)
-    t = Table(title=f"feature tables {ds.name}")
+        res = stages.build_features(Source(dataset, events, items, users, data_dir), out=out)
+    t = Table(title=f"feature tables {res.summary['dataset']}")
     t.add_column("table")
     t.add_column("rows", justify="right")
-    for name, n in ft.meta["rows"].items():
+    for name, n in res.summary["rows"].items():
         t.add_row(name, f"{n:,}")
     console.print(t)
-    console.print(f"wrote [bold]{ft.path}[/]")
+    console.print(f"wrote [bold]{res.path}[/]")
 
 
 @features_app.command("apply")
@@ -228,12 +193,9 @@ def features_apply(
     features_data: Optional[Path] = typer.Option(None, "--features-data", help="Feature tables directory (default: data/features/<dataset>)."),
 ) -> None:
     """Render a copy of features/ for the dataset and online store, then `feast apply` it."""
-    from coldrec.features.store import setup_store
-
-    name, online, repo, params = _feature_target(dataset, online, repo)
-    store = setup_store(name, online=online, features_data=features_data, repo=repo, params=params)
-    views = ", ".join(fv.name for fv in store.list_feature_views())
-    console.print(f"applied project [bold]{store.project}[/] ({online}) in [bold]{repo}[/]: {views}")
+    res = stages.apply_features(dataset, out=repo, online=online, features_data=features_data)
+    r = res.summary
+    console.print(f"applied project [bold]{r['project']}[/] ({r['online']}) in [bold]{res.path}[/]: {', '.join(r['feature_views'])}")
 
 
 @features_app.command("materialize")
@@ -244,13 +206,10 @@ def features_materialize(
     repo: Optional[Path] = RepoOpt,
 ) -> None:
     """Load the latest feature rows into the online store (incremental after the first run)."""
-    from coldrec.features.store import materialize, open_store
-
-    name, online, repo, _ = _feature_target(dataset, online, repo)
     with console.status("materialising..."):
-        done = materialize(open_store(repo))
-    for view, how in sorted(done.items()):
-        console.print(f"{view}: {how} -> {online}")
+        res = stages.materialize(dataset, out=repo, online=online)
+    for view, how in res.summary["views"].items():
+        console.print(f"{view}: {how} -> {res.summary['online']}")
 
 
 @features_app.command("get")
@@ -266,7 +225,7 @@ def features_get(
 
     from coldrec.features.store import get_user_profile, open_store
 
-    _, _, repo, _ = _feature_target(dataset, online, repo)
+    _, _, repo = stages.feature_repo(dataset, online=online, repo=repo)
     console.print_json(json.dumps(get_user_profile(open_store(repo), user_id), default=str))
 
 
@@ -284,28 +243,30 @@ def features_push(
     """Push one live event into the user's online profile (what the serving feedback API does)."""
     import json
 
+    from coldrec.config import load_params
     from coldrec.features.store import open_store, push_event
+    from coldrec.params import typed
 
-    _, _, repo, params = _feature_target(dataset, online, repo)
-    fp = params.get("features") or {}
+    params = load_params()
+    _, _, repo = stages.feature_repo(dataset, params, online, repo)
+    fp = typed(params).features
     prof = push_event(open_store(repo), {"user_id": user_id, "item_id": item_id, "event_type": event_type, "query": query},
-                      recent_n=fp.get("recent_items"), top_k=fp.get("top_categories"))
+                      recent_n=fp.recent_items, top_k=fp.top_categories)
     console.print_json(json.dumps(prof, default=str))
 
 
 @app.command("quantize")
 @user_errors
 def quantize_cmd(
-    model: Path = typer.Option(..., "--model", "-m", help="Model version directory written by `coldrec train`."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model version directory, or a dataset's models folder (its current version). Default: the current version of --dataset."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset whose current model version to quantize (default: params.yaml data.default_dataset)."),
 ) -> None:
     """Export the version's encoder to ONNX, quantize it to int8 (ONNX Runtime) and write it with
     its item vectors and a fidelity report (fidelity.json/.html) to <model>/encoder_int8/, which
     serving then loads by default. Exit 1 if the mean cosine to fp32 is below quantize.min_mean_cosine."""
-    from coldrec.config import load_params
-    from training.quantize import quantize_version
-
     with console.status("exporting, quantizing and checking fidelity..."):
-        rep = quantize_version(model, load_params())
+        res = stages.quantize(model, dataset=dataset)
+    rep = res.detail
     t = Table(title="int8 encoder fidelity (vs fp32)", show_header=False)
     for key in ("n_texts", "mean_cosine", "min_cosine", "p01_cosine", "neighbour_overlap@10", "size_ratio"):
         if rep.get(key) is not None:
@@ -313,7 +274,7 @@ def quantize_cmd(
     sizes = rep.get("size_bytes", {})
     t.add_row("size fp32 / int8", f"{sizes.get('fp32', 0) / 1e6:.1f} MB / {sizes.get('int8', 0) / 1e6:.1f} MB")
     console.print(t)
-    console.print(f"wrote [bold]{rep['out_dir']}[/] (model.onnx, item_vectors.npy, fidelity.json, fidelity.html)")
+    console.print(f"wrote [bold]{res.path}[/] (model.onnx, item_vectors.npy, fidelity.json, fidelity.html)")
 
 
 def main() -> None:  # pragma: no cover - console entry point

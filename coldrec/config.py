@@ -7,6 +7,7 @@ Two sources, kept apart on purpose:
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +18,7 @@ import yaml
 from platformdirs import user_cache_dir
 
 from coldrec.errors import ConfigError
+from coldrec.params import typed
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -64,26 +66,21 @@ def _load_params_cached(path: str, mtime: float) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
         data = yaml.safe_load(fh) or {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(f"expected a mapping at the top level, got {type(data).__name__}")
+    typed(data)  # validates every section: unknown or missing keys fail here, once
     return data
 
 
 def load_params(path: str | Path | None = None) -> dict[str, Any]:
-    """Read ``params.yaml`` (or ``path``); a missing or malformed file is a clear ConfigError."""
+    """Read and validate ``params.yaml`` (or ``path``) once per change of the file; a missing or
+    malformed file, or a missing or unknown key in any section, is a ConfigError naming it
+    (:mod:`coldrec.params`). Callers get a fresh copy: mutating it never leaks into the next call."""
     p = Path(path) if path else settings().params_path
     if not p.exists():
         raise ConfigError(f"{p}: params file not found (set COLDREC_PARAMS or run from the checkout)")
     try:
-        return _load_params_cached(str(p), p.stat().st_mtime)
+        return copy.deepcopy(_load_params_cached(str(p), p.stat().st_mtime))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-
-
-def param(params: dict[str, Any], dotted: str, default: Any = None) -> Any:
-    """``param(p, "evaluation.seed")`` -> nested lookup with a default."""
-    node: Any = params
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return default
-        node = node[key]
-    return node
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None

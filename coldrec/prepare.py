@@ -14,6 +14,7 @@ from coldrec import datasets
 from coldrec.config import load_params, settings
 from coldrec.dataset import Dataset, from_files, load_prepared, save
 from coldrec.errors import ColdrecError
+from coldrec.params import typed
 
 
 def _params_for(name: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -22,8 +23,7 @@ def _params_for(name: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def default_dataset(params: dict[str, Any] | None = None) -> str:
-    params = params if params is not None else load_params()
-    return (params.get("data") or {}).get("default_dataset", "online-retail")
+    return typed(params if params is not None else load_params()).data.default_dataset
 
 
 def _check_choice(dataset: str | None, events: str | Path | None, items: str | Path | None,

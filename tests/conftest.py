@@ -54,6 +54,19 @@ def cli():
     return invoke
 
 
+def params_with(*overrides: dict) -> dict:
+    """params.yaml with ``overrides`` deep-merged in: tests start from the one source of params and
+    change only what they test (an override of a key that does not exist is an error)."""
+    import yaml
+
+    from coldrec.params import with_overrides
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    for o in overrides:
+        params = with_overrides(params, o)
+    return params
+
+
 def make_events(n_users: int = 6, n_items: int = 8, seed: int = 0) -> pd.DataFrame:
     """A small, valid events table: every user views then buys a few items over a month."""
     import numpy as np

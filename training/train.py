@@ -18,12 +18,15 @@ from training.model.artifacts import save_model
 from training.model.hybrid import ColdrecModel
 
 
-def train(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
-    seed = int(params.get("seed", 42))
+def train(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = None,
+          models: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Fit on ``ds`` and write the version to ``out_dir``, or to ``models/<version>`` when ``out_dir``
+    is None (the version name is a fingerprint of data + params + code)."""
+    seed = int(params["seed"])
     seed_everything(seed)
     t0 = time.perf_counter()
     model = ColdrecModel(params).fit(TrainData.build(ds.events, ds.items, seed=seed, users=ds.users))
     seconds = round(time.perf_counter() - t0, 1)
     path = save_model(model, out_dir, ds.fingerprint(), params,
-                      {"dataset": ds.name, "train_seconds": seconds, "events": int(len(ds.events))})
+                      {"dataset": ds.name, "train_seconds": seconds, "events": int(len(ds.events))}, models=models)
     return path, {"seconds": seconds, **model.report}

@@ -33,7 +33,7 @@ class BuiltProfile:
 
 def build_profile(model, items: Sequence[str] = (), event_types: Sequence[str] = (), queries: Sequence[str] = (),
                   interests: Sequence[str] = (), attributes: dict[str, Any] | None = None) -> BuiltProfile:
-    """``model`` is a fitted :class:`training.model.hybrid.ColdrecModel` (it owns the catalogue)."""
+    """``model`` is a loaded or fitted :class:`coldrec.runtime.scorer.ColdrecRuntime` (it owns the catalogue)."""
     data = model.train
     items = [str(i) for i in items]
     types = [str(t) for t in event_types] if len(event_types) == len(items) else ["view"] * len(items)

@@ -17,16 +17,17 @@ def real(tmp_path_factory):
 
     from coldrec.config import load_params
     from coldrec.prepare import build
-    from training.encoder import item_texts, resolve_model_path
-    from training.quantize import quantize_encoder
+    from coldrec.runtime.text import item_texts
+    from training.encoder import resolve_model_path
+    from training.quantize.int8 import quantize_encoder, quantize_settings
 
     params = load_params()
-    texts = item_texts(build("online-retail").items, params["encoder"]["item_template"])
+    texts = item_texts(build("online-retail").items, params["encoder"]["item_template"], params["encoder"]["max_chars"])
     pick = np.sort(np.random.default_rng(0).choice(len(texts), N_TEXTS, replace=False))
     texts = [texts[i] for i in pick]
     st = SentenceTransformer(str(resolve_model_path()), device="cpu").eval()
     base = tmp_path_factory.mktemp("int8-real")
-    enc, rep = quantize_encoder(st, texts, base / "int8", params, workdir=base / "work")
+    enc, rep = quantize_encoder(st, texts, base / "int8", quantize_settings(params), workdir=base / "work")
     return {"st": st, "texts": texts, "enc": enc, "report": rep, "fp32": base / "work" / "fp32"}
 
 
@@ -40,7 +41,7 @@ def test_int8_vectors_match_fp32_on_real_titles(real):
 
 
 def test_fp32_onnx_is_exact_and_int8_within_tolerance_per_text(real):
-    from training.quantize import OnnxEncoder
+    from coldrec.runtime.onnx_encoder import OnnxEncoder
 
     texts = real["texts"][:200]
     ref = real["st"].encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)

@@ -7,10 +7,10 @@ import pytest
 
 from coldrec.recommender import Profile, TrainData
 from training import methods
-from tests.conftest import make_items
+from tests.conftest import make_items, params_with
 
 ALL = ["popularity", "segment_popularity", "item_knn", "zero_shot", "implicit_als", "implicit_bpr", "lightfm"]
-PARAMS = {"methods": {"implicit_bpr": {"iterations": 20}, "lightfm": {"epochs": 3}}}
+PARAMS = params_with({"methods": {"implicit_bpr": {"iterations": 20}, "lightfm": {"epochs": 3}}})
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_seeded_fit_is_reproducible(train, name):
 
 
 def test_item_knn_follows_co_occurrence(train):
-    m = methods.make("item_knn", {}).fit(train)
+    m = methods.make("item_knn", PARAMS).fit(train)
     s = m.score([Profile(items=["i0"])])[0]
     even = [train.item_index[f"i{i}"] for i in (2, 4, 6)]
     odd = [train.item_index[f"i{i}"] for i in (1, 3, 5, 7)]
@@ -53,7 +53,7 @@ def test_item_knn_follows_co_occurrence(train):
 
 
 def test_zero_shot_reads_a_query_without_items(train):
-    m = methods.make("zero_shot", {}).fit(train)
+    m = methods.make("zero_shot", PARAMS).fit(train)
     s = m.score([Profile(query="a fine garden thing")])[0]
     best = train.item_ids[int(np.argmax(s))]
     assert train.items.set_index("item_id").loc[best, "category"] == "garden"
@@ -63,7 +63,7 @@ def test_unknown_method_is_a_clear_error():
     from coldrec.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown method 'magic'"):
-        methods.make("magic", {})
+        methods.make("magic", PARAMS)
 
 
 def _knn_sim(rows, n_items, **kw):
@@ -107,7 +107,7 @@ def test_item_knn_rejects_bad_options(kw, match):
 def test_segment_popularity_ranks_what_the_shoppers_segment_bought(train):
     users = pd.DataFrame({"user_id": train.user_ids, "country": ["fr" if int(u[1:]) % 2 else "uk" for u in train.user_ids]})
     data = TrainData.build(train.events, train.items, users=users)
-    m = methods.make("segment_popularity", {}).fit(data)
+    m = methods.make("segment_popularity", PARAMS).fit(data)
     s = m.score([Profile(attributes={"country": "fr"}), Profile(attributes={"country": "mars"})])
     odd, even = [data.item_index[f"i{i}"] for i in (1, 3, 5, 7)], [data.item_index[f"i{i}"] for i in (0, 2, 4, 6)]
     assert s[0, odd].min() > s[0, even].max()  # odd users (fr) buy odd items only

@@ -10,10 +10,12 @@ import pytest
 
 from coldrec.errors import ColdrecError
 from coldrec.recommender import Profile, TrainData
-from tests.conftest import make_items
+from tests.conftest import make_items, params_with
 
-TINY = {"seed": 3, "model": {"validation_fraction": 0.3, "min_bucket_users": 2, "grid": [0.0, 1.0],
-                             "finetune": {"max_steps": 6, "eval_every": 3, "batch_size": 16, "patience": 5}}}
+TINY_OVERRIDES = {"seed": 3, "model": {"validation_fraction": 0.3, "min_bucket_users": 2, "grid": [0.0, 1.0],
+                                       "finetune": {"max_steps": 6, "eval_every": 3, "batch_size": 16, "patience": 5}}}
+TINY = params_with(TINY_OVERRIDES)
+ZERO_SHOT = {"model": {"finetune": {"enabled": False}}}
 
 
 def _shop_events(n_users=40, seed=1):
@@ -70,7 +72,7 @@ def test_fit_reports_finetune_and_blend(fitted):
     ({"items": ["i1"], "queries": ["toys"], "interests": ["lighting"], "attributes": {"country": "UK"}}, "interests: lighting"),
 ])
 def test_profile_from_each_source_and_mixed(fitted, kwargs, expect):
-    from training.model.profile import build_profile
+    from coldrec.runtime.profile import build_profile
 
     built = build_profile(fitted, **kwargs)
     assert expect in built.readable["based_on"]
@@ -81,7 +83,7 @@ def test_profile_from_each_source_and_mixed(fitted, kwargs, expect):
 
 
 def test_no_signal_falls_back_to_popular_and_diverse(fitted):
-    from training.model.profile import build_profile
+    from coldrec.runtime.profile import build_profile
 
     built = build_profile(fitted)
     assert built.readable["based_on"] == ["nothing yet: popular and diverse picks"]
@@ -92,7 +94,7 @@ def test_no_signal_falls_back_to_popular_and_diverse(fitted):
 
 
 def test_unknown_item_ids_are_ignored_with_a_warning(fitted, caplog):
-    from training.model.profile import build_profile
+    from coldrec.runtime.profile import build_profile
 
     with caplog.at_level(logging.WARNING):
         built = build_profile(fitted, items=["nope-1", "i2", "nope-2"], event_types=["view"] * 3)
@@ -141,11 +143,7 @@ def test_train_command_writes_a_model_version(cli, tmp_path, monkeypatch):
 
     import yaml
 
-    from tests.conftest import ROOT
-
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["model"] = {**params["model"], **TINY["model"], "finetune": {**params["model"]["finetune"], **TINY["model"]["finetune"]}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(TINY))
     monkeypatch.setenv("COLDREC_PARAMS", str(tmp_path / "params.yaml"))
     d = tmp_path / "shop"
     d.mkdir()
@@ -168,7 +166,7 @@ def _first_seen(events: pd.DataFrame) -> pd.Series:
 
 @pytest.mark.parametrize("protocol", ["time", "users"])
 def test_validation_slice_mirrors_how_new_users_arrive(protocol):
-    from training.model.hybrid import validation_split
+    from training.model.tuning import validation_split
 
     ev = _shop_events(n_users=40)
     train = TrainData.build(ev, make_items(8), seed=3, protocol=protocol)
@@ -184,7 +182,7 @@ def test_validation_slice_mirrors_how_new_users_arrive(protocol):
 
 
 def test_unknown_validation_protocol_is_a_config_error():
-    from training.model.hybrid import validation_split
+    from training.model.tuning import validation_split
 
     with pytest.raises(ColdrecError, match="model.validation"):
         validation_split(TrainData.build(_shop_events(), make_items(8)), "sideways", 0.3, None)
@@ -193,8 +191,7 @@ def test_unknown_validation_protocol_is_a_config_error():
 def test_fit_tunes_on_the_evaluation_protocol():
     from training.model.hybrid import ColdrecModel
 
-    params = {**TINY, "model": {**TINY["model"], "finetune": {**TINY["model"]["finetune"], "max_steps": 1}}}
-    model = ColdrecModel(params).fit(TrainData.build(_shop_events(), make_items(8), seed=3, protocol="users"))
+    model = ColdrecModel(params_with(TINY_OVERRIDES, {"model": {"finetune": {"max_steps": 1}}})).fit(TrainData.build(_shop_events(), make_items(8), seed=3, protocol="users"))
     assert model.report["validation"]["protocol"] == "users"
     assert model.report["validation"]["holdout"] == 0.3
 
@@ -217,7 +214,7 @@ def test_weight_search_drops_components_that_do_not_help():
 @pytest.mark.parametrize("protocol, has_new", [("time", True), ("users", False), ("warm", False)])
 def test_new_arrival_prior_only_when_users_arrive_in_time(protocol, has_new):
     """Under a users split, "never bought in training" means "bought by a held-out user": a leak."""
-    from training.model.hybrid import blend_components
+    from training.model.tuning import blend_components
 
     for bucket in ("0", "1", "5", "query"):
         names = blend_components(bucket, protocol)
@@ -231,10 +228,10 @@ def test_new_arrival_prior_only_when_users_arrive_in_time(protocol, has_new):
 def test_query_reaches_what_buyers_of_the_matching_item_also_bought(fitted):
     """qknn: text -> the best-matching bought items -> their co-buys (even items go with even)."""
     import copy
+    import dataclasses
 
     model = copy.copy(fitted)
-    model.cfg = copy.copy(fitted.cfg)
-    model.cfg.query_seeds = 1
+    model.cfg = dataclasses.replace(fitted.cfg, query_seeds=1)
     text = {0: fitted.item_vecs[2], 1: fitted.item_vecs[3]}  # "searched for exactly i2 / i3"
     s = model._query_knn_scores(3, text)
     even, odd = [0, 4], [1, 5]  # i6, i7: never bought
@@ -249,7 +246,7 @@ def test_query_reaches_what_buyers_of_the_matching_item_also_bought(fitted):
 
 def test_weight_search_escapes_a_local_optimum_by_restarting():
     """From x alone every single step looks worse, yet y + z ranks the target first."""
-    from training.model.hybrid import coordinate_ascent
+    from training.model.tuning import coordinate_ascent
 
     #                    T    A    B    C    D    E   (T: the target)
     x = np.array([[1.0, 2.0, 0.0, 0.0, 0.9, 0.9]], np.float32)
@@ -263,7 +260,7 @@ def test_weight_search_escapes_a_local_optimum_by_restarting():
 
 
 def test_arrival_popularity_counts_only_the_window_before_the_shopper_arrived():
-    from training.model.hybrid import ArrivalHistory
+    from coldrec.runtime.parts import ArrivalHistory
 
     day = lambda d: pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=d)  # noqa: E731
     ev = pd.DataFrame([("a", "i0", 0), ("b", "i0", 1), ("c", "i1", 10), ("a", "i1", 11), ("d", "i2", 40),
@@ -298,14 +295,15 @@ def test_fit_picks_the_arrival_window_on_validation_and_saves_it(fitted, tmp_pat
 def test_arrival_reason_says_which_window(fitted):
     import copy
 
-    model = copy.copy(fitted)
-    model.parts = copy.copy(fitted.parts)
-    model.parts.history = copy.copy(fitted.parts.history)
-    model.parts.history.days = 30
-    assert model._arrival_reason(Profile(at="2024-01-10")) == "popular with shoppers in the 30 days before you arrived"
-    assert model._arrival_reason(Profile()) == "popular with shoppers over the last 30 days"
-    model.parts.history.days = 365
-    assert model._arrival_reason(Profile(at="2030-01-01")) == "popular with shoppers over the last year"
+    from coldrec.runtime.reasons import arrival_reason
+
+    parts = copy.copy(fitted.parts)
+    parts.history = copy.copy(fitted.parts.history)
+    parts.history.days = 30
+    assert arrival_reason(parts, Profile(at="2024-01-10")) == "popular with shoppers in the 30 days before you arrived"
+    assert arrival_reason(parts, Profile()) == "popular with shoppers over the last 30 days"
+    parts.history.days = 365
+    assert arrival_reason(parts, Profile(at="2030-01-01")) == "popular with shoppers over the last year"
 
 
 def test_reason_names_the_shoppers_own_signal_before_popularity(fitted):
@@ -328,7 +326,7 @@ def _shop_users(n_users=40):
 
 
 def test_attribute_popularity_ranks_what_shoppers_sharing_the_attribute_bought():
-    from training.model.attributes import AttributePopularity
+    from coldrec.runtime.attributes import AttributePopularity
 
     train = TrainData.build(_shop_events(), make_items(8), users=_shop_users())
     attrs = AttributePopularity.fit(train, prior_users=10.0, max_values=30)
@@ -351,10 +349,9 @@ def test_attribute_popularity_ranks_what_shoppers_sharing_the_attribute_bought()
 def test_attributes_steer_a_shopper_with_nothing_else_and_survive_saving(tmp_path):
     from training.model.artifacts import load_model, save_model
     from training.model.hybrid import ColdrecModel
-    from training.model.profile import build_profile
+    from coldrec.runtime.profile import build_profile
 
-    model = ColdrecModel(TINY)
-    model.cfg.finetune = False
+    model = ColdrecModel(params_with(TINY_OVERRIDES, ZERO_SHOT))
     model.fit(TrainData.build(_shop_events(), make_items(8), seed=3, users=_shop_users()))
     model.weights["0"] = {"attr": 1.0}
     uk = Profile(attributes={"country": "United Kingdom"})
@@ -376,9 +373,8 @@ def test_fit_picks_the_co_occurrence_similarity_on_validation_when_given_candida
     from training.methods.baselines import ItemKNN
     from training.model.hybrid import ColdrecModel
 
-    params = {**TINY, "model": {**TINY["model"], "knn_alpha": [0.5, 1.0], "knn_user_weight": ["none", "log"]}}
-    model = ColdrecModel(params)
-    model.cfg.finetune = False
+    model = ColdrecModel(params_with(TINY_OVERRIDES, ZERO_SHOT,
+                                     {"model": {"knn_alpha": [0.5, 1.0], "knn_user_weight": ["none", "log"]}}))
     train = TrainData.build(_shop_events(), make_items(8), seed=3)
     model.fit(train)
     picked = model.report["knn"]
@@ -394,7 +390,7 @@ def test_weight_search_ndcg_matches_the_evaluation_metric():
     """The fast scorer the weight search uses agrees with the harness's NDCG@10 (targets, exclusions,
     users without targets skipped), and reuses its precomputation across blends."""
     from training.evaluation.metrics import top_n, user_metrics
-    from training.model.hybrid import NdcgScorer, _fast_ndcg
+    from training.model.tuning import NdcgScorer
 
     rng = np.random.default_rng(0)
     n_cases, n_items = 40, 60
@@ -406,4 +402,3 @@ def test_weight_search_ndcg_matches_the_evaluation_metric():
         slow = np.mean([user_metrics(top_n(s[r], t, 10, e), t, 10).ndcg
                         for r, (t, e) in enumerate(zip(targets, excluded)) if len(t)])
         assert scorer(s.copy()) == pytest.approx(slow, abs=1e-9)
-        assert _fast_ndcg(s, targets, excluded) == pytest.approx(slow, abs=1e-9)

@@ -10,7 +10,7 @@ import pytest
 
 from coldrec.errors import ColdrecError
 from coldrec.recommender import Profile, TrainData
-from tests.conftest import make_items
+from tests.conftest import make_items, params_with
 from tests.unit.test_model import TINY, _shop_events
 
 TITLES = ["WHITE HANGING HEART T-LIGHT HOLDER", "RED MUG", "JUMBO BAG RED RETROSPOT", "REGENCY CAKESTAND 3 TIER",
@@ -33,15 +33,15 @@ def st():
 @pytest.fixture(scope="module")
 def pretrained(st, tmp_path_factory):
     """Exported once per module: fp32 ONNX dir, int8 dir, fidelity report."""
-    from training.quantize import quantize_encoder
+    from training.quantize.int8 import quantize_encoder, quantize_settings
 
     base = tmp_path_factory.mktemp("onnx")
-    enc, rep = quantize_encoder(st, TITLES, base / "int8", workdir=base / "work")
+    enc, rep = quantize_encoder(st, TITLES, base / "int8", quantize_settings(TINY), workdir=base / "work")
     return {"fp32": base / "work" / "fp32", "int8": base / "int8", "enc": enc, "report": rep}
 
 
 def test_fp32_onnx_gives_the_same_vectors_as_sentence_transformers(st, pretrained):
-    from training.quantize import OnnxEncoder
+    from coldrec.runtime.onnx_encoder import OnnxEncoder
 
     enc = OnnxEncoder(pretrained["fp32"])
     ref = st.encode(TITLES, batch_size=4, normalize_embeddings=True, convert_to_numpy=True)
@@ -74,7 +74,8 @@ def test_dense_head_is_part_of_the_exported_graph(st, tmp_path):
 
     from training.encoder import resolve_model_path
     from training.model.finetune import with_head
-    from training.quantize import OnnxEncoder, quantize_encoder
+    from coldrec.runtime.onnx_encoder import OnnxEncoder
+    from training.quantize.int8 import quantize_encoder, quantize_settings
 
     head_model = with_head(SentenceTransformer(str(resolve_model_path()), device="cpu")).eval()
     dense = next(m for m in head_model if type(m).__name__ == "Dense")
@@ -83,14 +84,14 @@ def test_dense_head_is_part_of_the_exported_graph(st, tmp_path):
         dense.linear.weight.normal_(0.0, 0.05)  # not the identity any more
     ref = head_model.encode(TITLES, normalize_embeddings=True)
     assert (ref * st.encode(TITLES, normalize_embeddings=True)).sum(1).mean() < 0.95
-    enc, rep = quantize_encoder(head_model, TITLES, tmp_path / "int8", workdir=tmp_path / "work")
+    enc, rep = quantize_encoder(head_model, TITLES, tmp_path / "int8", quantize_settings(TINY), workdir=tmp_path / "work")
     np.testing.assert_allclose(OnnxEncoder(tmp_path / "work" / "fp32").encode(TITLES), ref, atol=1e-4)
     assert enc.config["dense_head"] and rep["mean_cosine"] >= 0.985
     assert (enc.encode(TITLES) * ref).sum(1).min() >= 0.96
 
 
 def test_missing_or_corrupt_model_files_are_clear_errors(pretrained, tmp_path):
-    from training.quantize import OnnxEncoder
+    from coldrec.runtime.onnx_encoder import OnnxEncoder
 
     d = tmp_path / "int8"
     shutil.copytree(pretrained["int8"], d)
@@ -109,14 +110,16 @@ def test_missing_or_corrupt_model_files_are_clear_errors(pretrained, tmp_path):
         OnnxEncoder(d)
 
 
-def test_settings_are_validated():
+def test_settings_come_from_params_and_are_validated():
     from coldrec.errors import ConfigError
-    from training.quantize import quantize_settings
+    from training.quantize.int8 import quantize_settings
 
-    assert quantize_settings({"quantize": {"mode": "static"}})["mode"] == "static"
-    assert quantize_settings(None)["mode"] == "dynamic"
+    assert quantize_settings(params_with({"quantize": {"mode": "static"}}))["mode"] == "static"
+    assert quantize_settings(params_with())["mode"] == "dynamic" and quantize_settings(params_with())["seed"] == 42
     with pytest.raises(ConfigError, match="quantize.mode"):
-        quantize_settings({"quantize": {"mode": "fp4"}})
+        params_with({"quantize": {"mode": "fp4"}})
+    with pytest.raises(ConfigError, match="quantize.moode"):
+        params_with({"quantize": {"moode": "static"}})
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +148,7 @@ def served_pair(tmp_path_factory):
 def test_evaluation_gets_the_served_int8_model_and_its_fp32_twin_from_one_fit(served_pair):
     from sentence_transformers import SentenceTransformer
 
-    from training.quantize import OnnxEncoder
+    from coldrec.runtime.onnx_encoder import OnnxEncoder
 
     int8, fp32, fits = served_pair
     assert fits == 1 and int8 is not fp32
@@ -164,7 +167,7 @@ def test_quantized_version_saves_and_loads_int8_by_default_fp32_by_flag(served_p
     from sentence_transformers import SentenceTransformer
 
     from training.model.artifacts import load_model, save_model
-    from training.quantize import OnnxEncoder
+    from coldrec.runtime.onnx_encoder import OnnxEncoder
 
     int8, fp32, _ = served_pair
     path = save_model(int8, tmp_path / "v1", "fp-test", TINY)
@@ -189,29 +192,31 @@ def test_quantized_version_saves_and_loads_int8_by_default_fp32_by_flag(served_p
 def reuse_served_int8(served_pair, monkeypatch):
     """`coldrec quantize` on a version of the served pair's fp32 model: its int8 export already
     exists (same weights), so reuse it instead of exporting again (export is tested above)."""
-    from training import quantize as q
+    from coldrec.runtime.onnx_encoder import OnnxEncoder
+    from training.quantize import stage
+    from training.quantize.export import torch_vectors
+    from training.quantize.fidelity import file_size, fidelity_report
 
     int8, _, _ = served_pair
 
-    def fake_quantize_encoder(st, texts, out_dir, settings=None, workdir=None, max_length=None, **_):
+    def fake_quantize_encoder(st, texts, out_dir, settings, workdir=None, max_length=None, **_):
         shutil.copytree(int8.st.path, out_dir, dirs_exist_ok=True)
-        enc = q.OnnxEncoder(out_dir)
-        rep = q.fidelity_report(q.torch_vectors(st, texts, max_length=max_length), enc.encode(texts, max_length=max_length),
-                                texts, out_dir, sizes={"fp32": 90_000_000, "int8": q.file_size(out_dir / "model.onnx")},
-                                extra={"max_length": max_length},
-                                min_mean_cosine=q.quantize_settings(settings)["min_mean_cosine"])
+        enc = OnnxEncoder(out_dir)
+        rep = fidelity_report(torch_vectors(st, texts, max_length=max_length), enc.encode(texts, max_length=max_length),
+                              texts, settings["min_mean_cosine"], out_dir,
+                              sizes={"fp32": 90_000_000, "int8": file_size(out_dir / "model.onnx")},
+                              extra={"max_length": max_length})
         return enc, rep
 
-    monkeypatch.setattr(q, "quantize_encoder", fake_quantize_encoder)
+    monkeypatch.setattr(stage, "quantize_encoder", fake_quantize_encoder)
 
 
 def test_quantize_command_writes_int8_encoder_and_fidelity_into_the_version(served_pair, reuse_served_int8, cli,
                                                                              tmp_path, monkeypatch):
     import yaml
 
-    from tests.conftest import ROOT
     from training.model.artifacts import load_model, save_model
-    from training.quantize import OnnxEncoder
+    from coldrec.runtime.onnx_encoder import OnnxEncoder
 
     _, fp32, _ = served_pair
     path = save_model(fp32, tmp_path / "v2", "fp-test", TINY)
@@ -228,9 +233,7 @@ def test_quantize_command_writes_int8_encoder_and_fidelity_into_the_version(serv
     np.testing.assert_allclose(served.item_vecs, np.load(path / "encoder_int8" / "item_vectors.npy"))
 
     # below the fidelity gate: exit 1, the installed int8 encoder is kept, the report is left aside
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["quantize"]["min_mean_cosine"] = 1.01
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_with({"quantize": {"min_mean_cosine": 1.01}})))
     monkeypatch.setenv("COLDREC_PARAMS", str(tmp_path / "params.yaml"))
     before = (path / "encoder_int8" / "model.onnx").read_bytes()
     res = cli("quantize", "--model", path)

@@ -15,8 +15,9 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from coldrec.config import settings
+from coldrec import paths
 from coldrec.dataset import Dataset, atomic_dir
+from coldrec.params import typed
 from coldrec.recommender import Recommender, TrainData
 from training import methods as method_registry
 from training.evaluation.metrics import bootstrap_ci, top_n, user_metrics
@@ -38,12 +39,13 @@ def seed_everything(seed: int) -> None:
 
 
 def split_for(ds: Dataset, params: dict[str, Any], split: str | None = None, seed: int | None = None) -> Split:
-    ep = params.get("evaluation") or {}
-    split = split or ep.get("split", "time")
-    seed = int(seed if seed is not None else params.get("seed", 42))
-    titles = dict(zip(ds.items["item_id"], ds.items["title"])) if ep.get("query_probe", True) else None
-    return make_split(ds.events, split, list(ep.get("ks", [0, 1, 3, 5])), cutoff=(ep.get("time_cutoff") or {}).get(ds.name),
-                      holdout=float(ep.get("user_holdout", 0.2)), seed=seed, max_users=ep.get("max_test_users"),
+    p = typed(params)
+    ep = p.evaluation
+    split = split or ep.split
+    seed = int(seed if seed is not None else p.seed)
+    titles = dict(zip(ds.items["item_id"], ds.items["title"])) if ep.query_probe else None
+    return make_split(ds.events, split, list(ep.ks), cutoff=ep.time_cutoff.get(ds.name),
+                      holdout=ep.user_holdout, seed=seed, max_users=ep.max_test_users,
                       dataset=ds.name, titles=titles, users=ds.users)
 
 
@@ -110,19 +112,20 @@ def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = N
              extra_methods: dict[str, Callable[[], Recommender]] | None = None,
              on_method: Callable[[str, float], None] | None = None) -> dict[str, Any]:
     """Run the protocol; returns the metrics document (also written to ``out_dir``)."""
-    ep = params.get("evaluation") or {}
-    seed = int(seed if seed is not None else params.get("seed", 42))
+    p = typed(params)
+    ep = p.evaluation
+    seed = int(seed if seed is not None else p.seed)
     seed_everything(seed)
     s = split_for(ds, params, split, seed)
     train = TrainData.build(s.train_events, ds.items, seed=seed, protocol=s.name, users=ds.users)
-    names = methods or list(ep.get("methods") or method_registry.available())
+    names = methods or list(ep.methods or method_registry.available())
     extra = extra_methods or {}
     factories: dict[str, Callable[[], Recommender]] = {
         n: extra.get(n) or (lambda n=n: method_registry.make(n, params)) for n in names}
     factories.update({n: f for n, f in extra.items() if n not in factories})
     rows: list[dict[str, Any]] = []
     timing: dict[str, dict[str, float]] = {}
-    n_boot = int(ep.get("bootstrap", 1000))
+    n_boot = ep.bootstrap
     for name, factory in (bar := tqdm(factories.items(), desc=f"evaluate {ds.name}/{s.name}", unit="method")):
         bar.set_postfix_str(name)
         t0 = time.perf_counter()
@@ -145,7 +148,7 @@ def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = N
         "overall": overall(rows),
         "timing": timing,
     }
-    target = Path(out_dir) if out_dir else settings().root / "reports" / "evaluation" / ds.name / s.name
+    target = Path(out_dir) if out_dir else paths.evaluation_dir(ds.name, s.name)
     from training.evaluation.report import write_report
 
     with atomic_dir(target) as tmp:

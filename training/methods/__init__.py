@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from coldrec.errors import ConfigError
+from coldrec.params import section_dict
 from coldrec.recommender import Recommender
 
 
@@ -11,10 +12,10 @@ def _factories() -> dict[str, Callable[[dict[str, Any]], Recommender]]:
     from training.methods.baselines import ItemKNN, Popularity, SegmentPopularity
     from training.methods.peers import ImplicitALS, ImplicitBPR, LightFMHybrid
     from training.methods.zero_shot import ZeroShotEncoder
-    from training.quantize import ColdrecVariant
+    from training.methods.coldrec import ColdrecVariant
 
     def section(params: dict[str, Any], name: str) -> dict[str, Any]:
-        return ((params.get("methods") or {}).get(name) or {})
+        return section_dict(params, f"methods.{name}")  # validated: every key from params.yaml
 
     return {
         "popularity": lambda p: Popularity(),

@@ -27,7 +27,7 @@ class SegmentPopularity(Recommender):
         self.prior_users, self.max_values = float(prior_users), int(max_values)
 
     def fit(self, train: TrainData) -> "SegmentPopularity":
-        from training.model.attributes import AttributePopularity
+        from coldrec.runtime.attributes import AttributePopularity
 
         super().fit(train)
         self.attrs = AttributePopularity.fit(train, self.prior_users, self.max_values)
@@ -40,7 +40,7 @@ class SegmentPopularity(Recommender):
         return self.attrs.profile_scores(profiles)
 
     def reason(self, profile: Profile, item: int) -> str:
-        from training.model.attributes import like_you
+        from coldrec.runtime.attributes import like_you
 
         pairs = self.attrs.known(profile)
         return like_you(pairs) if pairs else "popular with shoppers"
@@ -80,7 +80,7 @@ class ItemKNN(Recommender):
         right = np.divide(1.0, n ** (1.0 - self.alpha), out=np.zeros_like(n), where=n > 0)
         self.sim = (sp.diags(left) @ co @ sp.diags(right)).tocsr()
         if self.shrink:
-            self.sim = self.sim.multiply(_shrunk(counts, self.shrink)).tocsr()
+            self.sim = self.sim.multiply(shrunk(counts, self.shrink)).tocsr()
         return self
 
     def _score(self, profiles: list[Profile]) -> np.ndarray:
@@ -101,7 +101,7 @@ def _off_diagonal(m) -> sp.csr_matrix:
     return m
 
 
-def _shrunk(counts: sp.csr_matrix, shrink: float) -> sp.csr_matrix:
+def shrunk(counts: sp.csr_matrix, shrink: float) -> sp.csr_matrix:
     """co / (co + shrink) on the same sparsity pattern: damps pairs seen only once or twice."""
     out = counts.copy()
     out.data = out.data / (out.data + shrink)

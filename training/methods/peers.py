@@ -39,8 +39,8 @@ def _mean_rows(vectors: np.ndarray, q: sp.csr_matrix) -> np.ndarray:
 class ImplicitALS(Recommender):
     name = "implicit_als"
 
-    def __init__(self, params: dict[str, Any] | None = None):
-        self.p = {"factors": 64, "regularization": 0.05, "alpha": 10.0, "iterations": 15, **(params or {})}
+    def __init__(self, params: dict[str, Any]):
+        self.p = dict(params)  # params.yaml methods.implicit_als
 
     def fit(self, train: TrainData) -> "ImplicitALS":
         from implicit.cpu.als import AlternatingLeastSquares
@@ -62,9 +62,8 @@ class ImplicitALS(Recommender):
 class ImplicitBPR(Recommender):
     name = "implicit_bpr"
 
-    def __init__(self, params: dict[str, Any] | None = None):
-        self.p = {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100, "threads": 1,
-                  **(params or {})}
+    def __init__(self, params: dict[str, Any]):
+        self.p = dict(params)  # params.yaml methods.implicit_bpr
 
     def fit(self, train: TrainData) -> "ImplicitBPR":
         from implicit.cpu.bpr import BayesianPersonalizedRanking
@@ -119,9 +118,8 @@ def item_feature_matrix(train: TrainData, min_count: int = 2) -> tuple[sp.csr_ma
 class LightFMHybrid(Recommender):
     name = "lightfm"
 
-    def __init__(self, params: dict[str, Any] | None = None):
-        self.p = {"no_components": 64, "loss": "warp", "epochs": 15, "learning_rate": 0.05, "item_alpha": 1e-6,
-                  "threads": 1, **(params or {})}
+    def __init__(self, params: dict[str, Any]):
+        self.p = dict(params)  # params.yaml methods.lightfm
 
     def fit(self, train: TrainData) -> "LightFMHybrid":
         from lightfm import LightFM

@@ -7,19 +7,21 @@ from typing import Any
 import numpy as np
 
 from coldrec.recommender import Profile, Recommender, TrainData
-from training.encoder import DEFAULT_TEMPLATE, encode, item_texts, resolve_model_path
+from coldrec.params import typed
+from coldrec.runtime.text import item_texts
+from training.encoder import encode, resolve_model_path
 
 
 class ZeroShotEncoder(Recommender):
     name = "zero_shot"
     uses_text = True
 
-    def __init__(self, params: dict[str, Any] | None = None):
-        enc = (params or {}).get("encoder") or {}
+    def __init__(self, params: dict[str, Any]):
+        enc = typed(params).encoder
         self.model_path = resolve_model_path(params)
-        self.template = enc.get("item_template", DEFAULT_TEMPLATE)
-        self.max_chars = int(enc.get("max_chars", 512))
-        self.batch_size = int(enc.get("batch_size", 64))
+        self.template = enc.item_template
+        self.max_chars = enc.max_chars
+        self.batch_size = enc.batch_size
 
     def fit(self, train: TrainData) -> "ZeroShotEncoder":
         super().fit(train)

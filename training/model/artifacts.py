@@ -1,34 +1,29 @@
-"""A model version on disk: everything serving needs, nothing it must recompute.
+"""Write a model version (and read one back with its fp32 encoder, for quantization and tests).
 
-<dir>/encoder/           the fine-tuned encoder, sentence-transformers / Hugging Face format
-<dir>/item_vectors.npy   catalogue vectors from that encoder (row i = items.parquet row i)
-<dir>/items.parquet      the catalogue snapshot the vectors and similarities index
-<dir>/collab.npz         co-occurrence similarities + popularity priors
-<dir>/weights.json       blend weights per bucket
-<dir>/metadata.json      version, data fingerprint, params, validation metrics, code version
-<dir>/encoder_int8/      optional (``coldrec quantize``): int8 ONNX encoder, its item vectors, fidelity report
-
-A version is named by a fingerprint of data + params + code, and written atomically.
+The layout is documented in :mod:`coldrec.runtime.version`, which reads it for serving. A
+version is named by a fingerprint of data + params + code and written atomically.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import shutil
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 
+from coldrec import paths
 from coldrec.config import settings
 from coldrec.dataset import atomic_dir
 from coldrec.errors import ColdrecError
-from coldrec.recommender import TrainData
+from coldrec.runtime.version import (ENCODER_DIR, INT8_DIR, ITEM_VECTORS, attach_int8, check_files, read_into,
+                                     read_metadata, version_params)
 
-FILES = ("encoder", "item_vectors.npy", "items.parquet", "collab.npz", "weights.json", "metadata.json")
+log = logging.getLogger(__name__)
 
 
 def code_version() -> str:
@@ -47,22 +42,17 @@ def version_id(data_fingerprint: str, params: dict[str, Any], code: str) -> str:
     return "v-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def models_dir() -> Path:
-    return settings().root / "artifacts" / "models"
-
-
 def save_model(model, out_dir: str | Path | None, data_fingerprint: str, params: dict[str, Any],
-               extra_metadata: dict[str, Any] | None = None) -> Path:
+               extra_metadata: dict[str, Any] | None = None, models: str | Path | None = None) -> Path:
+    """Write the version to ``out_dir``, else to ``models/<version>`` (default ``artifacts/models``)."""
     code = code_version()
     used = {k: params.get(k) for k in ("seed", "encoder", "model")}
     version = version_id(data_fingerprint, used, code)
-    target = Path(out_dir) if out_dir else models_dir() / version
+    target = Path(out_dir) if out_dir else Path(models or paths.models_root()) / version
     with atomic_dir(target) as tmp:
-        getattr(model, "st_fp32", model.st).save(str(tmp / "encoder"))  # quantized: fp32 here, int8 below
-        np.save(tmp / "item_vectors.npy", getattr(model, "item_vecs_fp32", model.item_vecs))
+        getattr(model, "st_fp32", model.st).save(str(tmp / ENCODER_DIR))  # quantized: fp32 here, int8 below
+        np.save(tmp / ITEM_VECTORS, getattr(model, "item_vecs_fp32", model.item_vecs))
         if hasattr(model, "st_fp32"):
-            from training.quantize import INT8_DIR, save_int8
-
             save_int8(model, tmp / INT8_DIR)
         model.train.items.to_parquet(tmp / "items.parquet", index=False)
         p = model.parts
@@ -81,58 +71,38 @@ def save_model(model, out_dir: str | Path | None, data_fingerprint: str, params:
     return target
 
 
-def load_model(model_dir: str | Path, params: dict[str, Any] | None = None, quantized: bool | None = None):
-    """Rebuild a ready-to-serve ColdrecModel; a missing or corrupt file is a clear error.
+def save_int8(model, target: str | Path) -> Path:
+    """Copy a quantized model's int8 encoder (files + fidelity) and item vectors into ``target``."""
+    src = Path(model.st.path)
+    out = Path(target)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file():
+            shutil.copy2(f, out / f.name)
+    np.save(out / ITEM_VECTORS, np.asarray(model.item_vecs, np.float32))
+    return out
 
-    ``quantized``: None (default) serves the int8 encoder of ``encoder_int8/`` when the version has
-    one (else fp32, with a warning); True requires it; False loads the fp32 torch encoder."""
+
+def load_model(model_dir: str | Path, params: dict[str, Any] | None = None, quantized: bool | None = None):
+    """A ColdrecModel with the version's fp32 encoder loaded (fit-time: quantization, experiments).
+
+    ``quantized``: None (default) also swaps in the int8 encoder of ``encoder_int8/`` when the
+    version has one (else fp32, with a warning); True requires it; False keeps fp32. Serving uses
+    :func:`coldrec.runtime.version.load_version` instead, which never loads torch."""
     from sentence_transformers import SentenceTransformer
 
-    from training.model.attributes import AttributePopularity
-    from training.model.hybrid import ArrivalHistory, CollaborativeParts, ColdrecModel
+    from training.model.hybrid import ColdrecModel
 
     d = Path(model_dir)
-    missing = [f for f in FILES if not (d / f).exists()]
-    if missing:
-        raise ColdrecError(f"{d}: not a coldrec model version (missing {', '.join(missing)})")
+    check_files(d)
+    merged = version_params(read_metadata(d), params)
+    model = read_into(ColdrecModel(merged), d)
     try:
-        meta = json.loads((d / "metadata.json").read_text(encoding="utf-8"))
-        items = pd.read_parquet(d / "items.parquet")
-        vecs = np.load(d / "item_vectors.npy")
-        z = np.load(d / "collab.npz")
-        n = len(items)
-        sims = {name: sp.csr_matrix((z[f"{name}_data"], z[f"{name}_indices"], z[f"{name}_indptr"]), shape=(n, n))
-                for name in ("knn", "session")}
-        weights = json.loads((d / "weights.json").read_text(encoding="utf-8"))
-        st = SentenceTransformer(str(d / "encoder"), device="cpu")
+        model.st = SentenceTransformer(str(d / ENCODER_DIR), device="cpu")
     except Exception as exc:  # many libraries, many error types: name the version and the cause
         raise ColdrecError(f"{d}: corrupt model version ({type(exc).__name__}: {exc})") from None
-    if vecs.shape[0] != n:
-        raise ColdrecError(f"{d}: item_vectors.npy has {vecs.shape[0]} rows for {n} items")
-    model = ColdrecModel({**(params or {}), **meta.get("params", {})})
-    empty = pd.DataFrame({"user_id": pd.Series([], dtype=object), "item_id": pd.Series([], dtype=object),
-                          "event_type": pd.Series([], dtype=object),
-                          "timestamp": pd.Series([], dtype="datetime64[ns, UTC]")})
-    model.train = TrainData.build(empty, items)
-    model._popularity = np.expm1(z["pop"]).astype(np.float32)
-    history = None  # a version saved before the arrival component: "arrival" scores stay flat
-    if "arrival_ns" in z.files:
-        days = float(z["arrival_days"])
-        history = ArrivalHistory(z["arrival_ns"], z["arrival_idx"], n, None if np.isnan(days) else days)
-    attrs = None  # a version saved before the attr component: attributes score every item alike
-    if "attr_scores" in z.files:
-        attrs = AttributePopularity(z["attr_names"], z["attr_values"], z["attr_scores"], n)
-    model.parts = CollaborativeParts(sims["knn"], sims["session"], z["pop"], z["recent"], z["new"], history, attrs)
-    model.item_vecs, model.st, model.weights, model.report = vecs.astype(np.float32), st, weights, meta.get("metrics", {})
-    model.metadata = meta
-    from training.quantize import INT8_DIR, load_int8
-
     if quantized is None and not (d / INT8_DIR).exists():
-        import logging
-
-        logging.getLogger(__name__).warning("%s: no %s/ (run `coldrec quantize`); serving the fp32 encoder", d, INT8_DIR)
+        log.warning("%s: no %s/ (run `coldrec quantize`); serving the fp32 encoder", d, INT8_DIR)
     elif quantized is None or quantized:
-        enc, vecs_int8 = load_int8(d / INT8_DIR, n, params)
-        model.st_fp32, model.item_vecs_fp32 = model.st, model.item_vecs
-        model.st, model.item_vecs = enc, vecs_int8
+        attach_int8(model, d, params if params is not None else merged)
     return model

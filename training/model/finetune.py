@@ -16,43 +16,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-
-@dataclass
-class FinetuneConfig:
-    layers_trained: int = 2
-    head: bool = True  # add a residual linear head (identity at start) after pooling, trained too
-    head_lr: float = 1e-3
-    max_len: int = 32
-    batch_size: int = 128
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    tau: float = 0.05
-    max_steps: int = 600
-    max_minutes: float = 10.0
-    eval_every: int = 100
-    patience: int = 2
-    history: int = 5  # most recent items the user tower sees
-    recency_decay: float = 0.7  # weight of an item one step older than the next
-    target_window: int = 10  # a target is drawn from the next N items
-    seed: int = 42
-
-    @classmethod
-    def from_params(cls, p: dict[str, Any] | None) -> "FinetuneConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in (p or {}).items() if k in known})
-
-
-def recency_weights(n: int, decay: float) -> np.ndarray:
-    """Weights for n items, oldest first: decay^(n-1), ..., decay, 1 (normalised)."""
-    w = decay ** np.arange(n - 1, -1, -1, dtype=np.float64)
-    return (w / w.sum()).astype(np.float32)
+from coldrec.params import FinetuneParams
+from coldrec.runtime.blend import recency_weights
 
 
 def with_head(st_model):
@@ -155,7 +127,7 @@ class FinetuneResult:
     stopped: str = ""
 
 
-def sample_batch(seqs: list[np.ndarray], rng: np.random.Generator, cfg: FinetuneConfig):
+def sample_batch(seqs: list[np.ndarray], rng: np.random.Generator, cfg: FinetuneParams):
     """B examples: (history item indices oldest-first, one later target item index)."""
     hist, targets = [], []
     while len(targets) < cfg.batch_size:
@@ -169,13 +141,13 @@ def sample_batch(seqs: list[np.ndarray], rng: np.random.Generator, cfg: Finetune
     return hist, np.array(targets)
 
 
-def finetune(st_model, texts: list[str], seqs: list[np.ndarray], cfg: FinetuneConfig,
+def finetune(st_model, texts: list[str], seqs: list[np.ndarray], cfg: FinetuneParams, seed: int,
              validate: Callable[[np.ndarray], float] | None = None, device: str | None = None,
              progress: bool = True):
     """Train the top layers (and head) of ``st_model``; returns (model, catalogue vectors, result)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     seqs = [s for s in seqs if len(s) >= 2]
     if cfg.head:
         st_model = with_head(st_model)

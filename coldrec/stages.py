@@ -1,0 +1,241 @@
+"""The pipeline's stages, one function each, with one calling convention.
+
+    result = stage(source_or_dataset, params, out=..., **stage_options) -> StageResult
+
+Why: four entry points run the pipeline (the ``coldrec`` CLI, the Airflow DAGs, the DVC stages,
+which call the CLI, and the serving bundle). If each carried its own glue (load params, find the
+data, pick the output folder) they would drift; here that glue exists once, and every entry point
+only parses its arguments, calls a stage and shows the :class:`StageResult`.
+
+- ``source`` is a :class:`Source`: a shipped dataset by name, or the user's own files;
+- ``params`` is the params.yaml dict (``None``: read and validated from the file);
+- ``out`` is the output location (``None``: the default of :mod:`coldrec.paths`);
+- the result carries the output ``path``, a JSON-able ``summary`` (what the CLI prints and a DAG
+  task returns through XCom) and the stage's own object in ``detail`` (not serialised).
+
+Heavy libraries (torch, Feast, Great Expectations) are imported inside the stage that needs
+them, so importing this module (and the CLI) stays fast.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coldrec import paths
+from coldrec.config import load_params
+from coldrec.dataset import Dataset
+from coldrec.errors import ColdrecError
+from coldrec.params import typed
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a stage's data comes from: a shipped dataset's name, or the user's own files."""
+
+    dataset: str | None = None
+    events: Path | None = None
+    items: Path | None = None
+    users: Path | None = None
+    data_dir: Path | None = None  # where a shipped dataset's raw files are (overrides the lookup)
+
+    def load(self, params: dict[str, Any]) -> Dataset:
+        from coldrec.prepare import load_source
+
+        return load_source(self.dataset, self.events, self.items, self.users, self.data_dir, params)
+
+    def name(self, params: dict[str, Any]) -> str:
+        """The dataset name outputs are filed under (without reading any data)."""
+        return self.dataset or (Path(self.events).parent.name if self.events else None) or typed(params).data.default_dataset
+
+
+@dataclass
+class StageResult:
+    stage: str
+    path: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+    detail: Any = None  # the stage's own object (Dataset, ValidationResult, ...), for the caller's display
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: what a DAG task returns and a log records."""
+        return {"stage": self.stage, "path": str(self.path), "seconds": round(self.seconds, 1), **self.summary}
+
+
+def _params(params: dict[str, Any] | None) -> dict[str, Any]:
+    return load_params() if params is None else params
+
+
+def _source(source: Source | str | None) -> Source:
+    if source is None:
+        return Source()
+    return Source(dataset=source) if isinstance(source, str) else source
+
+
+def _timed(stage: str, fn) -> StageResult:
+    t0 = time.perf_counter()
+    result = fn()
+    result.stage, result.seconds = stage, time.perf_counter() - t0
+    return result
+
+
+# ------------------------------------------------------------------------------------------ data
+def prepare(source: Source | str | None = None, params: dict[str, Any] | None = None,
+            out: str | Path | None = None) -> StageResult:
+    """Raw files -> canonical Parquet tables (``data/<dataset>/``)."""
+    from coldrec.prepare import prepare as run
+
+    params, src = _params(params), _source(source)
+
+    def go() -> StageResult:
+        ds, path = run(dataset=src.dataset, events=src.events, items=src.items, users=src.users, out=out,
+                       data_dir=src.data_dir, params=params)
+        return StageResult("prepare", Path(path), {"dataset": ds.name, "fingerprint": ds.fingerprint(),
+                                                   **ds.summary()}, ds)
+
+    return _timed("prepare", go)
+
+
+def validate(source: Source | str | None = None, params: dict[str, Any] | None = None,
+             out: str | Path | None = None, run_date: str | None = None) -> StageResult:
+    """The data-quality gate. The result's ``summary['passed']`` is False on a critical failure; the
+    caller decides what stops (``detail.raise_if_failed()``: the CLI exits 1, a DAG task fails)."""
+    from coldrec.quality import validate_source
+
+    params, src = _params(params), _source(source)
+
+    def go() -> StageResult:
+        res = validate_source(dataset=src.dataset, events=src.events, items=src.items, users=src.users,
+                              data_dir=src.data_dir, out_dir=out, run_date=run_date, params=params)
+        return StageResult("validate", Path(res.out_dir), {"passed": res.success, "summary": res.summary_line(),
+                                                           **res.counts}, res)
+
+    return _timed("validate", go)
+
+
+# -------------------------------------------------------------------------------------- features
+def build_features(source: Source | str | None = None, params: dict[str, Any] | None = None,
+                   out: str | Path | None = None) -> StageResult:
+    """Point-in-time feature tables (``data/features/<dataset>/``)."""
+    from coldrec.features.compute import build_feature_tables
+
+    params, src = _params(params), _source(source)
+
+    def go() -> StageResult:
+        ds = src.load(params)
+        ft = build_feature_tables(ds, out or paths.features_dir(ds.name), params)
+        return StageResult("build_features", Path(ft.path), {"dataset": ds.name, "rows": dict(ft.meta["rows"])}, ft)
+
+    return _timed("build_features", go)
+
+
+def feature_repo(dataset: str | None, params: dict[str, Any] | None = None, online: str | None = None,
+                 repo: str | Path | None = None) -> tuple[str, str, Path]:
+    """(dataset, online store, Feast repo copy) a feature command works on."""
+    params = _params(params)
+    name = dataset or typed(params).data.default_dataset
+    online = online or typed(params).features.online_store  # an unknown store is the store module's error
+    return name, online, Path(repo) if repo else paths.feast_repo_dir(name, online)
+
+
+def apply_features(dataset: str | None = None, params: dict[str, Any] | None = None, out: str | Path | None = None,
+                   online: str | None = None, features_data: str | Path | None = None) -> StageResult:
+    """Render a copy of ``features/`` for the dataset and online store at ``out`` and ``feast apply`` it."""
+    from coldrec.features.store import setup_store
+
+    params = _params(params)
+    name, online, repo = feature_repo(dataset, params, online, out)
+
+    def go() -> StageResult:
+        store = setup_store(name, online=online, features_data=features_data, repo=repo, params=params)
+        views = [fv.name for fv in store.list_feature_views()]
+        return StageResult("apply_features", repo, {"dataset": name, "project": store.project, "online": online,
+                                                    "feature_views": views}, store)
+
+    return _timed("apply_features", go)
+
+
+def materialize(dataset: str | None = None, params: dict[str, Any] | None = None, out: str | Path | None = None,
+                online: str | None = None) -> StageResult:
+    """Load the newest feature rows into the online store of the repo at ``out`` (incremental)."""
+    from coldrec.features.store import materialize as run
+    from coldrec.features.store import open_store
+
+    params = _params(params)
+    name, online, repo = feature_repo(dataset, params, online, out)
+
+    def go() -> StageResult:
+        done = run(open_store(repo))
+        return StageResult("materialize", repo, {"dataset": name, "online": online, "views": dict(sorted(done.items()))})
+
+    return _timed("materialize", go)
+
+
+# -------------------------------------------------------------------------------------- training
+def train(source: Source | str | None = None, params: dict[str, Any] | None = None,
+          out: str | Path | None = None) -> StageResult:
+    """Fit the model and write a new version. Default ``out``: ``artifacts/models/<dataset>/<version>/``,
+    and the dataset's ``current`` pointer then names it; an explicit ``out`` is written as given."""
+    from training.train import train as run
+
+    params, src = _params(params), _source(source)
+
+    def go() -> StageResult:
+        ds = src.load(params)
+        models = paths.models_dir(ds.name)
+        path, report = run(ds, params, out_dir=out, models=models)
+        if out is None:
+            paths.set_current(models, path.name)
+        ft = report.get("finetune", {})
+        return StageResult("train", Path(path), {
+            "dataset": ds.name, "version": Path(path).name, "train_seconds": report["seconds"],
+            "finetune_steps": ft.get("steps"), "finetune_best_val_ndcg@10": ft.get("best_score"),
+            "finetune_best_step": ft.get("best_step"), "finetune_stopped": ft.get("stopped")}, report)
+
+    return _timed("train", go)
+
+
+def quantize(model: str | Path | None = None, params: dict[str, Any] | None = None,
+             dataset: str | None = None) -> StageResult:
+    """int8 encoder into ``<version>/encoder_int8/``. ``model``: a version directory or a dataset's
+    models folder (its current version); default: the current version of ``dataset``."""
+    from training.quantize.stage import quantize_version
+
+    params = _params(params)
+    target = paths.resolve_model(model) if model else paths.current_version(
+        paths.models_dir(dataset or typed(params).data.default_dataset))
+
+    def go() -> StageResult:
+        rep = quantize_version(target, params)
+        keep = ("n_texts", "mean_cosine", "min_cosine", "p01_cosine", "neighbour_overlap@10", "size_ratio", "size_bytes")
+        return StageResult("quantize", Path(rep["out_dir"]), {"version": target.name, **{k: rep.get(k) for k in keep}}, rep)
+
+    return _timed("quantize", go)
+
+
+def evaluate(source: Source | str | None = None, params: dict[str, Any] | None = None,
+             out: str | Path | None = None, split: str | None = None, seed: int | None = None,
+             methods: list[str] | None = None) -> StageResult:
+    """The cold-start benchmark (``reports/evaluation/<dataset>/<split>/``)."""
+    from training import methods as registry
+    from training.evaluation.evaluate import evaluate as run
+
+    params, src = _params(params), _source(source)
+    if methods is not None:
+        unknown = [m for m in methods if m not in registry.available()]
+        if unknown:
+            raise ColdrecError(f"--methods: unknown {', '.join(unknown)} (available: {', '.join(registry.available())})")
+
+    def go() -> StageResult:
+        ds = src.load(params)
+        doc = run(ds, params, out_dir=out, split=split, seed=seed, methods=methods)
+        overall = {f"{r['method']}/{r['metric']}": round(r["value"], 4) for r in doc["overall"] if r["metric"] == "ndcg@10"}
+        return StageResult("evaluate", Path(doc["out_dir"]), {"dataset": ds.name, "split": doc["split"],
+                                                              "overall_ndcg@10": overall}, doc)
+
+    return _timed("evaluate", go)
+
+
+STAGES = {"prepare": prepare, "validate": validate, "build_features": build_features, "apply_features": apply_features,
+          "materialize": materialize, "train": train, "quantize": quantize, "evaluate": evaluate}
