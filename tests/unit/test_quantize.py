@@ -243,3 +243,55 @@ def test_quantize_command_writes_int8_encoder_and_fidelity_into_the_version(serv
 
     res = cli("quantize", "--model", tmp_path / "nope")
     assert res.exit_code == 2 and "not a coldrec model version" in res.output
+
+
+SERVE_ONE = """
+import json, sys, time
+t0 = time.perf_counter()
+from coldrec.recommender import Profile
+from coldrec.runtime.profile import build_profile
+from coldrec.runtime.version import load_version
+model = load_version(sys.argv[1])
+built = build_profile(model, items=["i0"], queries=["garden thing"])
+recs = model.recommend(built.profile, n=3)
+heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers", "training") if m in sys.modules)
+print(json.dumps({"items": [r.item_id for r in recs], "reasons": [r.reason for r in recs], "heavy": heavy,
+                  "encoder": type(model.st).__name__, "seconds": time.perf_counter() - t0}))
+"""
+
+
+def test_a_fresh_process_serves_the_int8_version_without_torch(served_pair, tmp_path):
+    """The runtime loads a version's int8 encoder and answers a recommendation with no torch,
+    transformers, sentence-transformers or fit-time code in the process, and ranks like the fit."""
+    import subprocess
+    import sys
+
+    from coldrec.runtime.profile import build_profile
+    from training.model.artifacts import save_model
+
+    int8, _, _ = served_pair
+    path = save_model(int8, tmp_path / "v1", "fp-test", TINY)
+    out = subprocess.run([sys.executable, "-c", SERVE_ONE, str(path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["heavy"] == [] and got["encoder"] == "OnnxEncoder"
+    expected = int8.recommend(build_profile(int8, items=["i0"], queries=["garden thing"]).profile, n=3)
+    assert got["items"] == [r.item_id for r in expected] and got["reasons"] == [r.reason for r in expected]
+
+
+def test_runtime_modules_import_nothing_of_fit_time():
+    """Static rule behind the test above: no module of coldrec/runtime imports torch, transformers,
+    sentence-transformers or anything under training/ (function-level imports included)."""
+    import ast
+    from pathlib import Path
+
+    from tests.conftest import ROOT
+
+    banned = ("torch", "transformers", "sentence_transformers", "training")
+    offenders = []
+    for f in sorted((ROOT / "coldrec" / "runtime").glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{Path(f).name}: {n}" for n in names if n.split(".")[0] in banned]
+    assert offenders == []
