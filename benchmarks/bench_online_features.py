@@ -19,7 +19,6 @@ import os
 import platform
 import random
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -27,15 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from coldrec.config import load_params  # noqa: E402
-from coldrec.features.compute import build_feature_tables  # noqa: E402
-from coldrec.features.materialization import materialize  # noqa: E402
-from coldrec.features.online import USER_REFS, get_user_profile  # noqa: E402
-from coldrec.features.push import push_event  # noqa: E402
-from coldrec.features.repo import apply, redis_connection, render_repo  # noqa: E402
-from coldrec.prepare import load_source  # noqa: E402
+from coldrec.config import load_params
+from coldrec.features.compute import build_feature_tables
+from coldrec.features.materialization import materialize
+from coldrec.features.online import USER_REFS, get_user_profile
+from coldrec.features.push import push_event
+from coldrec.features.repo import apply, redis_connection, render_repo
+from coldrec.prepare import load_source
 
 
 def pct(samples: list[float]) -> tuple[float, float, float, float]:

@@ -1,6 +1,6 @@
 """Encoder speed, memory and size: torch fp32 vs ONNX Runtime fp32 vs ONNX Runtime int8, in one run.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_quantize.py [--model artifacts/models/<version>] \
+    nice -n 10 .venv/bin/python -m benchmarks.bench_quantize [--model artifacts/models/<dataset>/<version>] \
         [--dataset online-retail] [--rounds 5] [--b1 100] [--b64 10] [--long] [--static] [--all-int8] [--spinning on|off]
 
 What is timed: the encoder's forward pass (for ORT: the whole graph incl. pooling, head and
@@ -27,14 +27,11 @@ import argparse
 import multiprocessing as mp
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _weights_size(path: Path) -> int:
@@ -71,7 +68,7 @@ def _child(kind: str, path: str, threads: int, spinning: bool, conn) -> None:
                 feats = {k: torch.from_numpy(v) for k, v in b.items()}
                 return model(feats)["sentence_embedding"].numpy()
     else:
-        from training.quantize import OnnxEncoder
+        from coldrec.runtime.onnx_encoder import OnnxEncoder
 
         enc = OnnxEncoder(path, threads=threads, spinning=spinning)
 
@@ -115,9 +112,14 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from coldrec.config import load_params
+    from coldrec.params import typed
     from coldrec.prepare import load_source
-    from training.encoder import item_texts, resolve_model_path
-    from training.quantize import INT8_DIR, OnnxEncoder, export_onnx, quantize_onnx, quantize_settings
+    from coldrec.runtime.onnx_encoder import OnnxEncoder
+    from coldrec.runtime.text import item_texts
+    from coldrec.runtime.version import ENCODER_DIR, INT8_DIR
+    from training.encoder import resolve_model_path
+    from training.quantize.export import export_onnx
+    from training.quantize.int8 import quantize_onnx, quantize_settings
 
     params = load_params()
     qs = quantize_settings(params)
@@ -125,11 +127,12 @@ def main() -> None:
         qs["spinning"] = args.spinning == "on"
     threads = torch.get_num_threads()
     ds = load_source(args.dataset, params=params)
-    texts = item_texts(ds.items, (params.get("encoder") or {}).get("item_template", "{title}"))
+    encoder = typed(params).encoder
+    texts = item_texts(ds.items, encoder.item_template, encoder.max_chars)
     rng = np.random.default_rng(args.seed)
     if args.long:
         texts = [" ".join(rng.choice(texts, 8)) for _ in range(2000)]
-    src = args.model / "encoder" if args.model else resolve_model_path(params)
+    src = args.model / ENCODER_DIR if args.model else resolve_model_path(params)
     st = SentenceTransformer(str(src), device="cpu").eval()
     work = Path(tempfile.mkdtemp(prefix="bench-quantize-"))
     t0 = time.perf_counter()

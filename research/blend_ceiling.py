@@ -1,6 +1,6 @@
 """How far can a linear blend of collaborative components go? (evidence for issue 4's notes)
 
-    python benchmarks/blend_ceiling.py --dataset online-retail --split time \
+    python -m research.blend_ceiling --dataset online-retail --split time \
         --blend knn,session,pop,recent60,enc [--blend knn,ease500 ...] [--oracle]
 
 Each ``--blend`` is tuned per k by coordinate ascent on a validation slice carved from the training
@@ -18,27 +18,27 @@ the profile's items, Gaussian width W), ``enc`` (zero-shot MiniLM profile cosine
 (item2vec: skip-gram with negative sampling over same-day baskets, pairs up to W positions apart;
 the profile's mean input vector against every item's output vector).
 Profiles weight the user's items by recency (``--decay``, default 0.7, newest = 1), as the model does.
+Findings so far: ``research/README.md``.
 """
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import scipy.sparse as sp
 
-import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-
-from coldrec.config import load_params, settings  # noqa: E402
-from coldrec.dataset import load_prepared  # noqa: E402
-from coldrec.recommender import TrainData  # noqa: E402
-from training.encoder import encode, item_texts, resolve_model_path  # noqa: E402
-from training.evaluation.evaluate import split_for  # noqa: E402
-from training.methods.baselines import ItemKNN  # noqa: E402
-from training.model.hybrid import (ArrivalHistory, _fast_ndcg, _sequences, _sessions, case_targets,  # noqa: E402
-                                    coordinate_ascent, profile_matrix, recent_popularity, standardise,
-                                    validation_split)
+from coldrec.config import load_params, settings
+from coldrec.dataset import load_prepared
+from coldrec.params import typed
+from coldrec.recommender import TrainData
+from coldrec.runtime.blend import profile_matrix, standardise
+from coldrec.runtime.parts import ArrivalHistory
+from coldrec.runtime.text import item_texts
+from training.encoder import encode, resolve_model_path
+from training.evaluation.evaluate import split_for
+from training.methods.baselines import ItemKNN
+from training.model.collaborative import recent_popularity, sequences, sessions
+from training.model.tuning import NdcgScorer, case_targets, coordinate_ascent, validation_split
 
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -70,7 +70,7 @@ def ordered_pairs(seqs, window: int | None):
 
 def sequential_rules(data: TrainData, window: int, both: bool) -> sp.csr_matrix:
     rows, cols, vals = [], [], []
-    for earlier, later, d in ordered_pairs(_sequences(data), window):
+    for earlier, later, d in ordered_pairs(sequences(data), window):
         rows.append(earlier), cols.append(later), vals.append(np.full(len(earlier), 1.0 / d, np.float32))
     m = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(data.n_items,) * 2)
     m = m + m.T if both else m
@@ -86,7 +86,7 @@ class Item2Vec:
 
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        seqs = [q for q in _sequences(_sessions(data)) if len(q) >= 2]
+        seqs = [q for q in sequences(sessions(data)) if len(q) >= 2]
         a, b = [], []
         for earlier, later, _ in ordered_pairs(seqs, window):
             a += [earlier, later]
@@ -118,7 +118,7 @@ def build(data: TrainData, name: str):
     if name == "knn":
         return ItemKNN(shrink=10).fit(data).sim
     if name == "session":
-        return ItemKNN(shrink=10).fit(_sessions(data)).sim
+        return ItemKNN(shrink=10).fit(sessions(data)).sim
     if name.startswith("sr"):
         return sequential_rules(data, int(name[2:].rstrip("s")), name.endswith("s"))
     if name.startswith("ease"):
@@ -191,7 +191,8 @@ def main() -> None:
     train = TrainData.build(split.train_events, ds.items, seed=42, protocol=a.split, users=ds.users)
     val = validation_split(train, a.split, 0.2, 400)
     inner = TrainData.build(val.train_events, ds.items, seed=42)
-    vecs = encode(item_texts(ds.items), resolve_model_path(params), progress=False)
+    enc = typed(params).encoder
+    vecs = encode(item_texts(ds.items, enc.item_template, enc.max_chars), resolve_model_path(params), progress=False)
     print(f"| blend | val k=1/3/5 | test k=1/3/5 |{' oracle k=1/3/5 |' if a.oracle else ''} weights (validation) |")
     print(f"|---|---|---|{'---|' if a.oracle else ''}---|")
     for blend in a.blend:
@@ -204,7 +205,7 @@ def main() -> None:
             comps, t, e = cases_for(train, split.cases[k], names, o_tr, vecs, a.decay)
             vals.append(v)
             weights.append(w)
-            tests.append(_fast_ndcg(sum(x * comps[n] for n, x in w.items()), t, e))
+            tests.append(NdcgScorer(t, e, train.n_items)(sum(x * comps[n] for n, x in w.items())))
             if a.oracle:
                 oracles.append(ascent(comps, t, e, names[0])[1])
         fmt = lambda xs: " / ".join(f"{x:.4f}" for x in xs)  # noqa: E731

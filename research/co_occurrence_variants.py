@@ -1,30 +1,29 @@
 """Item co-occurrence variants alone, NDCG@10 at k = 1/3/5: the evidence behind issue 4's session-4 notes.
 
-    python benchmarks/co_occurrence_variants.py --dataset online-retail --split time --on test
+    python -m research.co_occurrence_variants --dataset online-retail --split time --on test
 
 Rows: ItemKNN's asymmetric cosine (alpha) x user weighting (none / log), and directed or
 distance-limited co-occurrence along each user's item order (invoice line order in online-retail).
 Scores are the component alone over the profile's recency-weighted items, as the model uses it.
 ``--on val`` scores the model's own validation slice instead of the split's test users.
+Findings so far: ``research/README.md``.
 """
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.blend_ceiling import ordered_pairs  # noqa: E402
-from coldrec.config import load_params, settings  # noqa: E402
-from coldrec.dataset import load_prepared  # noqa: E402
-from coldrec.recommender import TrainData  # noqa: E402
-from training.evaluation.evaluate import split_for  # noqa: E402
-from training.methods.baselines import ItemKNN, _shrunk  # noqa: E402
-from training.model.hybrid import _fast_ndcg, _sequences, case_targets, profile_matrix, validation_split  # noqa: E402
+from coldrec.config import load_params, settings
+from coldrec.dataset import load_prepared
+from coldrec.recommender import TrainData
+from coldrec.runtime.blend import profile_matrix
+from research.blend_ceiling import ordered_pairs
+from training.evaluation.evaluate import split_for
+from training.methods.baselines import ItemKNN, shrunk
+from training.model.collaborative import sequences
+from training.model.tuning import NdcgScorer, case_targets, validation_split
 
 
 def ordered_co_occurrence(seqs: list[np.ndarray], n: int, window: int | None, decay: float, directed: bool):
@@ -40,7 +39,7 @@ def ordered_co_occurrence(seqs: list[np.ndarray], n: int, window: int | None, de
 
 def cosine(co, pop: np.ndarray, shrink: float = 10.0):
     inv = np.divide(1.0, np.sqrt(pop), out=np.zeros_like(pop), where=pop > 0)
-    return (sp.diags(inv) @ co.multiply(_shrunk(co.tocsr(), shrink)) @ sp.diags(inv)).tocsr()
+    return (sp.diags(inv) @ co.multiply(shrunk(co.tocsr(), shrink)) @ sp.diags(inv)).tocsr()
 
 
 def main() -> None:
@@ -58,7 +57,7 @@ def main() -> None:
         val = validation_split(data, split.name, 0.2, None)
         data, cases_by_k = TrainData.build(val.train_events, ds.items, seed=42, protocol=split.name), val.cases
     pop = np.asarray(data.matrix.sum(axis=0)).ravel()
-    seqs = _sequences(data)
+    seqs = sequences(data)
 
     def row(label: str, sim) -> None:
         cells = []
@@ -66,7 +65,7 @@ def main() -> None:
             cases = cases_by_k.get(k, [])
             targets, excluded = case_targets(data, cases)
             q = profile_matrix(data, [c.profile for c in cases], 20, 0.7)
-            cells.append(_fast_ndcg(np.asarray((q @ sim).todense(), np.float32), targets, excluded))
+            cells.append(NdcgScorer(targets, excluded, data.n_items)(np.array((q @ sim).todense(), np.float32)))
         print(f"| {label} | " + " | ".join(f"{v:.4f}" for v in cells) + " |", flush=True)
 
     print(f"{a.dataset} / {a.split} / {a.on}: NDCG@10 of the co-occurrence component alone\n| variant | k=1 | k=3 | k=5 |\n|---|---|---|---|")
