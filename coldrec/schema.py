@@ -8,8 +8,10 @@ items   item_id, title; optional description, category, brand, price; extra colu
 users   user_id + any attributes (optional table)
 
 Structural checks live here (columns, types, parseability) and fail fast with a message that
-names file, column and first bad row. Statistical quality (duplicates, freshness, referential
-integrity) is the job of the Great Expectations gate in ``expectations/``.
+names file, column and first bad row. What counts as an id, a time or a number is decided in
+:mod:`coldrec.coercion`, which the gate's lenient reader uses too; this module only turns the
+first value that does not coerce into its error message. Statistical quality (duplicates,
+freshness, referential integrity) is the job of the Great Expectations gate in ``expectations/``.
 """
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ import gzip
 import io
 import lzma
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from coldrec import coercion
 from coldrec.errors import DataError
 
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase", "search", "rate")
@@ -124,63 +128,53 @@ def _first_bad(mask: pd.Series) -> int:
     return int(np.flatnonzero(mask.to_numpy())[0])
 
 
+def _shown(v: object) -> str:
+    """A value for an error message: as written (``'lots'``, ``True``, ``inf``), numpy scalars as Python."""
+    return repr(v.item() if isinstance(v, np.generic) else v)
+
+
+def _raise_first(df: pd.DataFrame, column: str, wrong: pd.Series, message: Callable[[int], str]) -> None:
+    """Raise the contract's DataError for the first row of ``wrong`` (``message(row) -> str``)."""
+    if wrong.any():
+        i = _first_bad(wrong)
+        raise DataError(f"{_where(df.attrs['source'], column, i, df.attrs['is_csv'])}: {message(i)}")
+
+
 def _id_column(df: pd.DataFrame, column: str, allow_missing: pd.Series | None = None) -> pd.Series:
-    """Ids as clean strings: integers stay integers ('17850', not '17850.0'); blanks are errors."""
-    col = df[column]
-    if pd.api.types.is_float_dtype(col):
-        ints = col.dropna()
-        if (ints == ints.round()).all():
-            col = col.astype("Int64")
-    out = col.astype("string").str.strip()
-    missing = out.isna() | (out == "")
+    """Ids as clean strings (:func:`coldrec.coercion.ids`); blanks are errors unless allowed."""
+    ids, bad = coercion.ids(df[column])
+    missing = ids.isna() & ~bad
     if allow_missing is not None:
         missing &= ~allow_missing
-    if missing.any():
-        raise DataError(f"{_where(df.attrs['source'], column, _first_bad(missing), df.attrs['is_csv'])}: empty id")
-    return out.astype(object).where(out.notna() & (out != ""), None)
+    raw = df[column]
+    _raise_first(df, column, bad | missing,
+                 lambda i: "empty id" if missing.iloc[i] else f"{_shown(raw.iloc[i])} is not an id")
+    return ids
 
 
 def _timestamps(df: pd.DataFrame, column: str) -> pd.Series:
-    """UTC timestamps from datetimes, ISO-8601 text (naive = UTC) or Unix epoch seconds."""
-    col = df[column]
-    src, is_csv = df.attrs["source"], df.attrs["is_csv"]
-    if pd.api.types.is_datetime64_any_dtype(col):
-        ts = col.dt.tz_localize("UTC") if col.dt.tz is None else col.dt.tz_convert("UTC")
-    elif pd.api.types.is_numeric_dtype(col):
-        ts = pd.to_datetime(col, unit="s", utc=True, errors="coerce")
-    else:
-        text = col.astype("string").str.strip()
-        numeric = text.str.fullmatch(r"\d{9,11}(\.\d+)?").fillna(False).astype(bool)
-        ts = pd.Series(pd.NaT, index=col.index, dtype="datetime64[ns, UTC]")
-        if numeric.any():
-            ts[numeric] = pd.to_datetime(text[numeric].astype(float), unit="s", utc=True)
-        rest = ~numeric & text.notna()
-        if rest.any():
-            ts[rest] = pd.to_datetime(text[rest], utc=True, errors="coerce", format="ISO8601")
-    bad = ts.isna()
-    if bad.any():
-        i = _first_bad(bad)
-        raw = col.iloc[i]
-        what = "missing timestamp" if pd.isna(raw) or str(raw).strip() == "" else f"cannot parse {str(raw)!r} as a timestamp"
-        raise DataError(f"{_where(src, column, i, is_csv)}: {what} (expected ISO-8601 or Unix seconds)")
-    return ts.astype("datetime64[ns, UTC]")
+    """UTC timestamps (:func:`coldrec.coercion.timestamps`); a missing or unparseable one is an error."""
+    ts, bad = coercion.timestamps(df[column])
+    raw = df[column]
+
+    def message(i: int) -> str:
+        what = f"cannot parse {str(raw.iloc[i])!r} as a timestamp" if bad.iloc[i] else "missing timestamp"
+        return f"{what} (expected ISO-8601 or Unix seconds)"
+
+    _raise_first(df, column, ts.isna(), message)
+    return ts
 
 
 def _numbers(df: pd.DataFrame, column: str) -> pd.Series:
-    col = df[column]
-    num = pd.to_numeric(col, errors="coerce")
-    bad = num.isna() & col.notna()
-    if bad.any():
-        i = _first_bad(bad)
-        raise DataError(
-            f"{_where(df.attrs['source'], column, i, df.attrs['is_csv'])}: {col.iloc[i]!r} is not a number"
-        )
-    return num.astype("float64")
+    """Floats (:func:`coldrec.coercion.numbers`); missing is allowed, a value that is not a number is not."""
+    num, bad = coercion.numbers(df[column])
+    raw = df[column]
+    _raise_first(df, column, bad, lambda i: f"{_shown(raw.iloc[i])} is not a number")
+    return num
 
 
 def _text(col: pd.Series) -> pd.Series:
-    out = col.astype("string").str.strip()
-    return out.astype(object).where(out.notna() & (out != ""), None)
+    return coercion.text(col).column
 
 
 def canonical_events(df: pd.DataFrame) -> pd.DataFrame:
@@ -188,8 +182,8 @@ def canonical_events(df: pd.DataFrame) -> pd.DataFrame:
     df = df.reset_index(drop=True)
     _require_columns(df, EVENT_REQUIRED, "events")
     src, is_csv = df.attrs["source"], df.attrs["is_csv"]
-    etype = df["event_type"].astype("string").str.strip().str.lower()
-    unknown = ~etype.isin(EVENT_TYPES) | etype.isna()
+    etype = coercion.labels(df["event_type"]).column
+    unknown = ~etype.isin(EVENT_TYPES)
     if unknown.any():
         i = _first_bad(unknown)
         raise DataError(
@@ -201,7 +195,7 @@ def canonical_events(df: pd.DataFrame) -> pd.DataFrame:
         {
             "user_id": _id_column(df, "user_id"),
             "item_id": _id_column(df, "item_id", allow_missing=pd.Series(is_search, index=df.index)),
-            "event_type": etype.astype(object),
+            "event_type": etype,
             "timestamp": _timestamps(df, "timestamp"),
             "value": _numbers(df, "value") if "value" in df.columns else np.nan,
             "query": _text(df["query"]) if "query" in df.columns else None,

@@ -109,7 +109,7 @@ def validate(source: Source | str | None = None, params: dict[str, Any] | None =
         res = validate_source(dataset=src.dataset, events=src.events, items=src.items, users=src.users,
                               data_dir=src.data_dir, out_dir=out, run_date=run_date, params=params)
         return StageResult("validate", Path(res.out_dir), {"passed": res.success, "summary": res.summary_line(),
-                                                           **res.counts}, res)
+                                                           **res.counts()}, res)
 
     return _timed("validate", go)
 

@@ -2,10 +2,10 @@
 
 The canonical loader (:mod:`coldrec.schema`) stops at the first structural error with a
 :class:`~coldrec.errors.DataError`. The gate must instead *measure* every problem, so here each
-table is read as it is (:func:`read_raw`) and coerced with the same rules as the contract, but
-leniently (:func:`typed`): a value that cannot be coerced becomes missing instead of raising, and
-the expectations then count and sample those rows. Coercion is idempotent, so canonical tables
-(already typed) go through the same function unchanged.
+table is read as it is (:func:`read_raw`) and coerced by the very functions the contract uses
+(:mod:`coldrec.coercion`), but leniently (:func:`typed`): a value that cannot be coerced becomes
+missing instead of raising, and the expectations then count and sample those rows. Coercion is
+idempotent, so canonical tables (already typed) go through the same function unchanged.
 
 Typed columns per table (all others are kept as they are):
 
@@ -21,14 +21,13 @@ import lzma
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from coldrec import coercion
 from coldrec.errors import DataError
 from coldrec.schema import EVENT_REQUIRED, ITEM_REQUIRED, USER_REQUIRED, check_input_path, decompressed_bytes, read_table
 
 REQUIRED = {"events": EVENT_REQUIRED, "items": ITEM_REQUIRED, "users": USER_REQUIRED}
-_EPOCH = r"\d{9,11}(\.\d+)?"
 
 
 @dataclass
@@ -92,50 +91,9 @@ def raw_from_frame(df: pd.DataFrame | None, table: str, source: str) -> RawTable
 
 # -- lenient coercion -------------------------------------------------------------------------
 
-def _ids(col: pd.Series) -> pd.Series:
-    if pd.api.types.is_float_dtype(col):
-        ints = col.dropna()
-        if (ints == ints.round()).all():
-            col = col.astype("Int64")
-    out = col.astype("string").str.strip()
-    return out.astype(object).where(out.notna() & (out != ""), None)
-
-
-def _text(col: pd.Series) -> pd.Series:
-    out = col.astype("string").str.strip()
-    return out.astype(object).where(out.notna() & (out != ""), None)
-
-
-def _timestamps(col: pd.Series) -> pd.Series:
-    """Same rules as the contract (datetimes, ISO-8601 text with naive = UTC, Unix seconds); NaT
-    where a value is missing or cannot be parsed. Booleans are not timestamps."""
-    out = pd.Series(pd.NaT, index=col.index, dtype="datetime64[ns, UTC]")
-    if pd.api.types.is_datetime64_any_dtype(col):
-        ts = col.dt.tz_localize("UTC") if col.dt.tz is None else col.dt.tz_convert("UTC")
-        return ts.astype("datetime64[ns, UTC]")
-    if pd.api.types.is_bool_dtype(col):
-        return out
-    if pd.api.types.is_numeric_dtype(col):
-        return pd.to_datetime(col, unit="s", utc=True, errors="coerce").astype("datetime64[ns, UTC]")
-    text = col.astype("string").str.strip()
-    numeric = text.str.fullmatch(_EPOCH).fillna(False).astype(bool)
-    if numeric.any():
-        out[numeric] = pd.to_datetime(text[numeric].astype(float), unit="s", utc=True, errors="coerce")
-    rest = ~numeric & text.notna() & (text != "")
-    if rest.any():
-        out[rest] = pd.to_datetime(text[rest], utc=True, errors="coerce", format="ISO8601")
-    return out
-
-
-def _numbers(col: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """(float values with NaN where missing or not a number, the values as written)."""
-    if pd.api.types.is_bool_dtype(col):
-        num = pd.Series(np.nan, index=col.index, dtype="float64")
-    else:
-        num = pd.to_numeric(col, errors="coerce").astype("float64")
-    raw = col.astype("string").str.strip()
-    raw = raw.astype(object).where(raw.notna() & (raw != ""), None)
-    return num, raw
+def _number_and_written(col: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(float values, NaN where missing or not a number; the value as written, for ``*.numeric``)."""
+    return coercion.numbers(col).column, coercion.text(col).column
 
 
 def typed(raw: RawTable) -> pd.DataFrame:
@@ -145,26 +103,25 @@ def typed(raw: RawTable) -> pd.DataFrame:
     if raw.table == "events":
         for c in ("user_id", "item_id"):
             if c in df.columns:
-                out[c] = _ids(df[c])
+                out[c] = coercion.ids(df[c]).column
         if "event_type" in df.columns:
-            et = df["event_type"].astype("string").str.strip().str.lower()
-            out["event_type"] = et.astype(object).where(et.notna() & (et != ""), None)
+            out["event_type"] = coercion.labels(df["event_type"]).column
         if "timestamp" in df.columns:
-            out["timestamp"] = _timestamps(df["timestamp"])
+            out["timestamp"] = coercion.timestamps(df["timestamp"]).column
         if "value" in df.columns:
-            out["value"], out["value_raw"] = _numbers(df["value"])
+            out["value"], out["value_raw"] = _number_and_written(df["value"])
         if "query" in df.columns:
-            out["query"] = _text(df["query"])
+            out["query"] = coercion.text(df["query"]).column
     elif raw.table == "items":
         if "item_id" in df.columns:
-            out["item_id"] = _ids(df["item_id"])
+            out["item_id"] = coercion.ids(df["item_id"]).column
         if "title" in df.columns:
-            out["title"] = _text(df["title"])
+            out["title"] = coercion.text(df["title"]).column
         if "price" in df.columns:
-            out["price"], out["price_raw"] = _numbers(df["price"])
+            out["price"], out["price_raw"] = _number_and_written(df["price"])
     elif raw.table == "users":
         if "user_id" in df.columns:
-            out["user_id"] = _ids(df["user_id"])
+            out["user_id"] = coercion.ids(df["user_id"]).column
     for c in df.columns:  # anything else is kept as it is (not validated beyond presence)
         if c not in out.columns and f"{c}_raw" not in out.columns:
             out[c] = df[c]

@@ -1,14 +1,18 @@
-"""Human-readable output of the gate: a self-contained HTML page and a console table."""
+"""Human-readable output of the gate: a self-contained HTML page and a console table.
+
+It only reads a :class:`~coldrec.quality.results.ValidationResult`; it imports the result types,
+never the gate (the gate's output writer imports this module), so there is no import circle.
+"""
 from __future__ import annotations
 
 import html
 import json
 from typing import TYPE_CHECKING, Any
 
+from coldrec.quality.results import Outcome, ValidationResult
+
 if TYPE_CHECKING:  # pragma: no cover
     from rich.table import Table
-
-    from coldrec.quality.gate import Outcome, ValidationResult
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#222;max-width:1200px}
@@ -33,7 +37,7 @@ def _badge(text: str, cls: str | None = None) -> str:
     return f'<span class="badge {html.escape(cls or text)}">{html.escape(text)}</span>'
 
 
-def _measure(o: "Outcome") -> str:
+def _measure(o: Outcome) -> str:
     if o.unexpected_count is not None:
         pct = "" if o.unexpected_percent is None else f" ({o.unexpected_percent:.3g}%)"
         of = "" if o.element_count is None else f" of {o.element_count:,}"
@@ -61,7 +65,7 @@ def _samples_table(samples: list[dict[str, Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _failing_card(o: "Outcome") -> str:
+def _failing_card(o: Outcome) -> str:
     params = ", ".join(f"<code>{_e(k)}={_e(v)}</code>" for k, v in o.parameters.items())
     parts = [
         f'<div class="card"><h3>{_badge(o.severity)} <code>{_e(o.name)}</code> {_badge(o.status)}</h3>',
@@ -80,7 +84,7 @@ def _failing_card(o: "Outcome") -> str:
     return "".join(parts)
 
 
-def render_html(r: "ValidationResult") -> str:
+def render_html(r: ValidationResult) -> str:
     c = r.counts()
     crit = [o for o in r.outcomes if o.failed and o.severity == "critical"]
     warn = [o for o in r.outcomes if o.failed and o.severity == "warning"]
@@ -115,7 +119,7 @@ def render_html(r: "ValidationResult") -> str:
 """
 
 
-def console_table(r: "ValidationResult") -> "Table":
+def console_table(r: ValidationResult) -> "Table":
     from rich.table import Table
 
     t = Table(title=r.summary_line())
