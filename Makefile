@@ -22,23 +22,28 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 # The main job: the pipeline on the default dataset (online-retail), stage by stage.
-# Each line is the same stage function the DAGs and dvc.yaml call.
+# Each line calls one function of coldrec/stages.py, the same one the DAGs and dvc.yaml call.
+# train writes artifacts/models/online-retail/<version>/ and points .../current at it;
+# quantize works on that current version.
 run: install
 	$(BIN)/coldrec data prepare
 	$(BIN)/coldrec validate
 	$(BIN)/coldrec features build
 	$(BIN)/coldrec features apply
 	$(BIN)/coldrec features materialize
-	$(BIN)/coldrec train --out artifacts/models/online-retail
-	$(BIN)/coldrec quantize --model artifacts/models/online-retail
+	$(BIN)/coldrec train
+	$(BIN)/coldrec quantize
 	$(BIN)/coldrec evaluate
 
-# Unit + integration tiers; `make test-all` adds the slow tier.
-test: install
+# Lint (ruff, configured in pyproject.toml), then the unit + integration tiers; `make test-all` adds the slow tier.
+test: install lint
 	$(BIN)/python -m pytest -m "not slow" -q
 
-test-all: install
+test-all: install lint
 	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -88,14 +88,14 @@ def main() -> None:
         try:
             known = [rng.choice(users) for _ in range(args.n)]
             cold = [f"nobody-{i}" for i in range(args.n)]
-            timed(lambda u: get_user_profile(store, u), [rng.choice(users) for _ in range(args.warmup)])
-            raw = timed(lambda u: store.get_online_features(features=USER_REFS, entity_rows=[{"user_id": u}]), known)
-            prof = timed(lambda u: get_user_profile(store, u), known)
-            cold_t = timed(lambda u: get_user_profile(store, u), cold)
+            timed(lambda u, store=store: get_user_profile(store, u), [rng.choice(users) for _ in range(args.warmup)])
+            raw = timed(lambda u, store=store: store.get_online_features(features=USER_REFS, entity_rows=[{"user_id": u}]), known)
+            prof = timed(lambda u, store=store: get_user_profile(store, u), known)
+            cold_t = timed(lambda u, store=store: get_user_profile(store, u), cold)
             live = [f"bench-live-{i % 50}" for i in range(args.pushes)]
             seen_ok = 0
             push_t = []
-            for i, u in enumerate(live):
+            for _, u in enumerate(live):
                 item = rng.choice(items)
                 t0 = time.perf_counter()
                 push_event(store, {"user_id": u, "item_id": item, "event_type": "click"})

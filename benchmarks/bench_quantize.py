@@ -186,7 +186,8 @@ def main() -> None:
           f"{tokens:.1f} tokens/text on average, batches of 64 padded to {width:.1f}; {args.rounds} interleaved rounds "
           f"(each: {args.b64} batches of 64, {args.b1} single texts); load average {load_before:.2f} -> {load_after:.2f}; "
           f"export+quantize {prep_s:.0f} s.\n")
-    print("| backend | b1 latency p50 (ms) | b1 p95 (ms) | b1 texts/s | b64 texts/s (median [min-max]) | b64 vs torch | b1 latency vs torch | peak RSS (MB) | model (MB) | size vs fp32 | mean cos vs torch |")
+    print("| backend | b1 latency p50 (ms) | b1 p95 (ms) | b1 texts/s | b64 texts/s (median [min-max]) | b64 vs torch "
+          "| b1 latency vs torch | peak RSS (MB) | model (MB) | size vs fp32 | mean cos vs torch |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in res.items():
         lat = np.array(r["lat"]) * 1000

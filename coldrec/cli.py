@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -76,12 +77,12 @@ def print_summary(summary: dict[str, Any], rules: list[dict[str, Any]] | None = 
 @data_app.command("prepare")
 @user_errors
 def data_prepare(
-    dataset: Optional[str] = DatasetOpt,
-    events: Optional[Path] = EventsOpt,
-    items: Optional[Path] = ItemsOpt,
-    users: Optional[Path] = UsersOpt,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: data/<dataset name>)."),
-    data_dir: Optional[Path] = DataDirOpt,
+    dataset: str | None = DatasetOpt,
+    events: Path | None = EventsOpt,
+    items: Path | None = ItemsOpt,
+    users: Path | None = UsersOpt,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output directory (default: data/<dataset name>)."),
+    data_dir: Path | None = DataDirOpt,
 ) -> None:
     """Convert a dataset to canonical Parquet (events, items, users) and print its summary."""
     with console.status("preparing dataset (reading, cleaning, checking the contract)..."):
@@ -94,15 +95,17 @@ def data_prepare(
 @app.command("evaluate")
 @user_errors
 def evaluate_cmd(
-    dataset: Optional[str] = DatasetOpt,
-    events: Optional[Path] = EventsOpt,
-    items: Optional[Path] = ItemsOpt,
-    users: Optional[Path] = UsersOpt,
-    data_dir: Optional[Path] = DataDirOpt,
-    split: Optional[str] = typer.Option(None, "--split", help="time (cold-start users after a cutoff, default) | users (held-out users) | warm (leave-last-out)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default: params.yaml seed)."),
-    methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods (default: all in params.yaml)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: reports/evaluation/<dataset>/<split>)."),
+    dataset: str | None = DatasetOpt,
+    events: Path | None = EventsOpt,
+    items: Path | None = ItemsOpt,
+    users: Path | None = UsersOpt,
+    data_dir: Path | None = DataDirOpt,
+    split: str | None = typer.Option(
+        None, "--split", help="time (cold-start users after a cutoff, default) | users (held-out users) | warm (leave-last-out)."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: params.yaml seed)."),
+    methods: str | None = typer.Option(None, "--methods", help="Comma-separated methods (default: all in params.yaml)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output directory (default: reports/evaluation/<dataset>/<split>)."),
 ) -> None:
     """Cold-start benchmark: fit every method on the split's training part, rank the full catalogue
     for each test user after revealing k items, write metrics.json + report.html + a plot."""
@@ -117,12 +120,15 @@ def evaluate_cmd(
 @app.command("train")
 @user_errors
 def train_cmd(
-    dataset: Optional[str] = DatasetOpt,
-    events: Optional[Path] = EventsOpt,
-    items: Optional[Path] = ItemsOpt,
-    users: Optional[Path] = UsersOpt,
-    data_dir: Optional[Path] = DataDirOpt,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model version directory (default: artifacts/models/<dataset>/<version>/, and <dataset>/current then names it)."),
+    dataset: str | None = DatasetOpt,
+    events: Path | None = EventsOpt,
+    items: Path | None = ItemsOpt,
+    users: Path | None = UsersOpt,
+    data_dir: Path | None = DataDirOpt,
+    out: Path | None = typer.Option(
+        None, "--out", "-o",
+        help="Model version directory (default: artifacts/models/<dataset>/<version>/, and <dataset>/current then names it).",
+    ),
 ) -> None:
     """Fine-tune the encoder on behaviour, fit the hybrid blend, write a new model version."""
     res = stages.train(Source(dataset, events, items, users, data_dir), out=out)
@@ -136,13 +142,17 @@ def train_cmd(
 @app.command("validate")
 @user_errors
 def validate_cmd(
-    dataset: Optional[str] = DatasetOpt,
-    events: Optional[Path] = EventsOpt,
-    items: Optional[Path] = ItemsOpt,
-    users: Optional[Path] = UsersOpt,
-    data_dir: Optional[Path] = DataDirOpt,
-    run_date: Optional[str] = typer.Option(None, "--run-date", help="Date the freshness and not-in-the-future checks are relative to (YYYY-MM-DD = end of that day, UTC; default: params.yaml quality.run_date, else now)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: reports/validation/<dataset>)."),
+    dataset: str | None = DatasetOpt,
+    events: Path | None = EventsOpt,
+    items: Path | None = ItemsOpt,
+    users: Path | None = UsersOpt,
+    data_dir: Path | None = DataDirOpt,
+    run_date: str | None = typer.Option(
+        None, "--run-date",
+        help="Date the freshness and not-in-the-future checks are relative to "
+        "(YYYY-MM-DD = end of that day, UTC; default: params.yaml quality.run_date, else now).",
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output directory (default: reports/validation/<dataset>)."),
 ) -> None:
     """Data-quality gate (Great Expectations): run the suites of expectations/ on the data and write
     result.json + report.html (+ quarantine/). Exit 0: passed (warnings allowed); 1: a critical
@@ -165,12 +175,12 @@ RepoOpt = typer.Option(None, "--repo", help="Feast repo copy to use (default: da
 @features_app.command("build")
 @user_errors
 def features_build(
-    dataset: Optional[str] = DatasetOpt,
-    events: Optional[Path] = EventsOpt,
-    items: Optional[Path] = ItemsOpt,
-    users: Optional[Path] = UsersOpt,
-    data_dir: Optional[Path] = DataDirOpt,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: data/features/<dataset>)."),
+    dataset: str | None = DatasetOpt,
+    events: Path | None = EventsOpt,
+    items: Path | None = ItemsOpt,
+    users: Path | None = UsersOpt,
+    data_dir: Path | None = DataDirOpt,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output directory (default: data/features/<dataset>)."),
 ) -> None:
     """Compute the point-in-time feature tables (user profiles, item popularity, item attributes)."""
     with console.status("computing feature tables..."):
@@ -187,10 +197,12 @@ def features_build(
 @features_app.command("apply")
 @user_errors
 def features_apply(
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset whose feature tables to register (default: params.yaml data.default_dataset)."),
-    online: Optional[str] = OnlineOpt,
-    repo: Optional[Path] = RepoOpt,
-    features_data: Optional[Path] = typer.Option(None, "--features-data", help="Feature tables directory (default: data/features/<dataset>)."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Dataset whose feature tables to register (default: params.yaml data.default_dataset)."
+    ),
+    online: str | None = OnlineOpt,
+    repo: Path | None = RepoOpt,
+    features_data: Path | None = typer.Option(None, "--features-data", help="Feature tables directory (default: data/features/<dataset>)."),
 ) -> None:
     """Render a copy of features/ for the dataset and online store, then `feast apply` it."""
     res = stages.apply_features(dataset, out=repo, online=online, features_data=features_data)
@@ -201,9 +213,9 @@ def features_apply(
 @features_app.command("materialize")
 @user_errors
 def features_materialize(
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset (default: params.yaml data.default_dataset)."),
-    online: Optional[str] = OnlineOpt,
-    repo: Optional[Path] = RepoOpt,
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Dataset (default: params.yaml data.default_dataset)."),
+    online: str | None = OnlineOpt,
+    repo: Path | None = RepoOpt,
 ) -> None:
     """Load the latest feature rows into the online store (incremental after the first run)."""
     with console.status("materialising..."):
@@ -216,9 +228,9 @@ def features_materialize(
 @user_errors
 def features_get(
     user_id: str = typer.Argument(..., help="The user whose online profile to print."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset (default: params.yaml data.default_dataset)."),
-    online: Optional[str] = OnlineOpt,
-    repo: Optional[Path] = RepoOpt,
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Dataset (default: params.yaml data.default_dataset)."),
+    online: str | None = OnlineOpt,
+    repo: Path | None = RepoOpt,
 ) -> None:
     """Print a user's online feature profile as JSON (an unknown user prints the cold profile)."""
     import json
@@ -233,12 +245,12 @@ def features_get(
 @user_errors
 def features_push(
     user_id: str = typer.Argument(..., help="The user the event belongs to."),
-    item_id: Optional[str] = typer.Argument(None, help="The item (omit for a search event)."),
+    item_id: str | None = typer.Argument(None, help="The item (omit for a search event)."),
     event_type: str = typer.Option("view", "--event-type", "-e", help="view, click, add_to_cart, purchase, search or rate."),
-    query: Optional[str] = typer.Option(None, "--query", help="Text of a search event."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset (default: params.yaml data.default_dataset)."),
-    online: Optional[str] = OnlineOpt,
-    repo: Optional[Path] = RepoOpt,
+    query: str | None = typer.Option(None, "--query", help="Text of a search event."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Dataset (default: params.yaml data.default_dataset)."),
+    online: str | None = OnlineOpt,
+    repo: Path | None = RepoOpt,
 ) -> None:
     """Push one live event into the user's online profile (what the serving feedback API does)."""
     import json
@@ -258,8 +270,13 @@ def features_push(
 @app.command("quantize")
 @user_errors
 def quantize_cmd(
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model version directory, or a dataset's models folder (its current version). Default: the current version of --dataset."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset whose current model version to quantize (default: params.yaml data.default_dataset)."),
+    model: Path | None = typer.Option(
+        None, "--model", "-m",
+        help="A model version directory, or a dataset's models folder (its current version). Default: the current version of --dataset.",
+    ),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Dataset whose current model version to quantize (default: params.yaml data.default_dataset)."
+    ),
 ) -> None:
     """Export the version's encoder to ONNX, quantize it to int8 (ONNX Runtime) and write it with
     its item vectors and a fidelity report (fidelity.json/.html) to <model>/encoder_int8/, which

@@ -44,7 +44,7 @@ class Settings:
     params_path: Path
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         root = project_root()
         raw = os.environ.get("COLDREC_RAW_DATA_DIR")
         return cls(

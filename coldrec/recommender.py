@@ -6,8 +6,9 @@ catalogue (evaluation ranks everything, no sampled negatives); ``recommend`` is 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ class TrainData:
 
     @classmethod
     def build(cls, events: pd.DataFrame, items: pd.DataFrame, seed: int = 42, protocol: str = "time",
-              users: pd.DataFrame | None = None) -> "TrainData":
+              users: pd.DataFrame | None = None) -> TrainData:
         item_ids = items["item_id"].to_numpy(dtype=object)
         item_index = {iid: i for i, iid in enumerate(item_ids)}
         ev = events[events["item_id"].notna()]
@@ -92,7 +93,7 @@ class Recommender:
     name = "base"
     uses_text = False  # True: can score a query / interests without any items
 
-    def fit(self, train: TrainData) -> "Recommender":
+    def fit(self, train: TrainData) -> Recommender:
         self.train = train
         self._popularity = train.popularity()
         return self

@@ -18,8 +18,8 @@ from __future__ import annotations
 import gzip
 import io
 import lzma
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd

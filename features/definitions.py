@@ -56,7 +56,7 @@ user_profile = FeatureView(
     ttl=timedelta(0),  # a profile never expires
     source=user_profile_push,
     schema=[
-        # list features are JSON text (see coldrec.features.compute.LIST_FIELDS for why)
+        # list features are JSON text (see coldrec.features.profile.LIST_FIELDS for why)
         Field(name="recent_item_ids", dtype=String, description="JSON list, most recent first."),
         Field(name="recent_event_types", dtype=String, description="JSON list: event type of each recent item."),
         Field(name="recent_timestamps", dtype=String, description="JSON list: ISO-8601 UTC time of each recent item."),

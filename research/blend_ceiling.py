@@ -131,7 +131,9 @@ def build(data: TrainData, name: str):
         return recent_popularity(data, int(name[6:] or 60))
     if name.startswith("momentum"):
         days = int(name[8:] or 30)
-        return recent_popularity(data, days) - np.log1p(np.expm1(recent_popularity(data, 2 * days)) - np.expm1(recent_popularity(data, days)))
+        return recent_popularity(data, days) - np.log1p(
+            np.expm1(recent_popularity(data, 2 * days)) - np.expm1(recent_popularity(data, days))
+        )
     if name.startswith("arrival"):
         return ArrivalHistory.fit(data, float(name[7:]) if name[7:] else None)
     if name.startswith("price"):

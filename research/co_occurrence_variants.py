@@ -68,7 +68,8 @@ def main() -> None:
             cells.append(NdcgScorer(targets, excluded, data.n_items)(np.array((q @ sim).todense(), np.float32)))
         print(f"| {label} | " + " | ".join(f"{v:.4f}" for v in cells) + " |", flush=True)
 
-    print(f"{a.dataset} / {a.split} / {a.on}: NDCG@10 of the co-occurrence component alone\n| variant | k=1 | k=3 | k=5 |\n|---|---|---|---|")
+    print(f"{a.dataset} / {a.split} / {a.on}: NDCG@10 of the co-occurrence component alone\n"
+          "| variant | k=1 | k=3 | k=5 |\n|---|---|---|---|")
     for user_weight in ("none", "log"):
         for alpha in (0.5, 0.7, 0.9):
             row(f"ItemKNN alpha={alpha} user_weight={user_weight}", ItemKNN(10.0, alpha, user_weight).fit(data).sim)

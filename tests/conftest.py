@@ -79,8 +79,14 @@ def make_events(n_users: int = 6, n_items: int = 8, seed: int = 0) -> pd.DataFra
             item = f"i{int(rng.integers(n_items))}"
             ts = t0 + pd.Timedelta(days=u * 3 + j, hours=j)
             rows.append({"user_id": f"u{u}", "item_id": item, "event_type": "view", "timestamp": ts.isoformat(), "value": "", "query": ""})
-            rows.append({"user_id": f"u{u}", "item_id": item, "event_type": "purchase", "timestamp": (ts + pd.Timedelta(minutes=5)).isoformat(), "value": "1", "query": ""})
-    rows.append({"user_id": "u0", "item_id": "", "event_type": "search", "timestamp": (t0 + pd.Timedelta(days=40)).isoformat(), "value": "", "query": "red mug"})
+            rows.append(
+                {"user_id": f"u{u}", "item_id": item, "event_type": "purchase",
+                 "timestamp": (ts + pd.Timedelta(minutes=5)).isoformat(), "value": "1", "query": ""}
+            )
+    rows.append(
+        {"user_id": "u0", "item_id": "", "event_type": "search",
+         "timestamp": (t0 + pd.Timedelta(days=40)).isoformat(), "value": "", "query": "red mug"}
+    )
     return pd.DataFrame(rows)
 
 

@@ -1,8 +1,9 @@
 """Adapters from the shipped datasets' raw files to the canonical tables."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from coldrec.dataset import Dataset
 from coldrec.datasets import movielens, online_retail

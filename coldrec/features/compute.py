@@ -20,10 +20,11 @@ encoding of list features live in :mod:`coldrec.features.profile`, shared with t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,13 +50,13 @@ POPULARITY_WINDOWS = (7, 30)
 # after the row's timestamp (left join, then a timestamp filter) instead of returning nulls.
 BEGIN = pd.Timestamp("1970-01-02", tz="UTC")
 
-DEFAULTS = {"recent_items": 20, "top_categories": 5, "price_bands": 5}
-
-
 def feature_params(params: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``features:`` section of params.yaml over the defaults."""
-    section = (params or {}).get("features") or {}
-    return {**DEFAULTS, **{k: v for k, v in section.items() if v is not None}}
+    """The ``features:`` section of params.yaml (validated; ``None`` reads the file). No defaults here:
+    params.yaml is the one source."""
+    from coldrec.config import load_params
+    from coldrec.params import section_dict
+
+    return section_dict(load_params() if params is None else params, "features")
 
 
 # --- catalogue price bands ------------------------------------------------------------------
@@ -141,7 +142,9 @@ def item_popularity(events: pd.DataFrame) -> pd.DataFrame:
     daily = ev.assign(day=day).groupby(["item_id", "day"], sort=True).size().rename("n").reset_index()
     daily["cum"] = daily.groupby("item_id")["n"].cumsum()
     # a day's events enter every window at the next midnight and leave each window w days later
-    cand = pd.concat([daily[["item_id"]].assign(T=daily["day"] + pd.Timedelta(days=s)) for s in (1,) + tuple(w + 1 for w in POPULARITY_WINDOWS)])
+    cand = pd.concat(
+        [daily[["item_id"]].assign(T=daily["day"] + pd.Timedelta(days=s)) for s in (1,) + tuple(w + 1 for w in POPULARITY_WINDOWS)]
+    )
     cand = cand[cand["T"] <= as_of].drop_duplicates()
     right = daily[["item_id", "day", "cum"]].sort_values("day")
 
@@ -171,7 +174,9 @@ def item_popularity(events: pd.DataFrame) -> pd.DataFrame:
 
 def item_attributes(items: pd.DataFrame, edges: list[float]) -> pd.DataFrame:
     def text(col: str) -> pd.Series:
-        return items[col].astype(object).where(items[col].notna(), None) if col in items.columns else pd.Series([None] * len(items), dtype=object)
+        if col in items.columns:
+            return items[col].astype(object).where(items[col].notna(), None)
+        return pd.Series([None] * len(items), dtype=object)
 
     out = pd.DataFrame(
         {
@@ -180,7 +185,9 @@ def item_attributes(items: pd.DataFrame, edges: list[float]) -> pd.DataFrame:
             "description": text("description").to_numpy(),
             "category": text("category").to_numpy(),
             "brand": text("brand").to_numpy(),
-            "price": pd.to_numeric(items.get("price"), errors="coerce").astype("float64").to_numpy() if "price" in items.columns else np.nan,
+            "price": (
+                pd.to_numeric(items.get("price"), errors="coerce").astype("float64").to_numpy() if "price" in items.columns else np.nan
+            ),
             "price_band": price_band(items["price"] if "price" in items.columns else pd.Series([np.nan] * len(items)), edges),
         }
     )
@@ -220,7 +227,7 @@ def compute_tables(ds: Dataset, params: dict[str, Any] | None = None) -> tuple[d
     meta = {
         "dataset": ds.name,
         "events": int(len(ev)),
-        "computed_at": datetime.now(timezone.utc).isoformat(),
+        "computed_at": datetime.now(UTC).isoformat(),
         "as_of": ev["timestamp"].max().isoformat(),
         "recent_items": recent_n,
         "top_categories": top_k,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from coldrec.errors import ColdrecError
 
@@ -34,7 +35,9 @@ def store_errors(fn: Callable[..., T]) -> Callable[..., T]:
             kind = f"{type(exc).__module__}.{type(exc).__name__}"
             if kind.startswith("redis.") and ("Connection" in kind or "Timeout" in kind):
                 raise FeatureStoreError(f"Redis online store unreachable: {exc}") from None
-            if isinstance(exc, sqlite3.OperationalError) or type(exc).__name__ in ("FeatureViewNotFoundException", "FeatureServiceNotFoundException"):
+            if isinstance(exc, sqlite3.OperationalError) or type(exc).__name__ in (
+                "FeatureViewNotFoundException", "FeatureServiceNotFoundException"
+            ):
                 raise FeatureStoreError(f"feature store not set up ({exc}); run `coldrec features apply` first") from None
             raise
 

@@ -6,7 +6,8 @@ offline store dropping entity rows (see :func:`historical_features`).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:  # feast takes ~10 s to import: callers pass an opened store
     from feast import FeatureStore
 
 
-def _feature_refs(store: "FeatureStore", features: str | Sequence[str]) -> dict[str, list[str]]:
+def _feature_refs(store: FeatureStore, features: str | Sequence[str]) -> dict[str, list[str]]:
     """``{view: [view:feature, ...]}`` from a feature service name or a list of references."""
     if isinstance(features, str):
         service = store.get_feature_service(features)
@@ -32,7 +33,7 @@ def _feature_refs(store: "FeatureStore", features: str | Sequence[str]) -> dict[
 
 
 @store_errors
-def historical_features(store: "FeatureStore", entity_df: pd.DataFrame, features: str | Sequence[str] = "training_service",
+def historical_features(store: FeatureStore, entity_df: pd.DataFrame, features: str | Sequence[str] = "training_service",
                         strictly_before: bool = True) -> pd.DataFrame:
     """Point-in-time correct features for each row of ``entity_df`` (``user_id`` and/or
     ``item_id`` plus ``event_timestamp``) through ``get_historical_features``.

@@ -6,8 +6,9 @@ response into the same profile dict the batch computation produces
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -57,7 +58,7 @@ def _profile_from_row(user_id: str, row: dict[str, Any], updated_at: datetime | 
 
 
 @store_errors
-def get_user_profiles(store: "FeatureStore", user_ids: Sequence[str]) -> list[dict[str, Any]]:
+def get_user_profiles(store: FeatureStore, user_ids: Sequence[str]) -> list[dict[str, Any]]:
     """Online profiles for several users; unknown users get the cold profile (``known: False``)."""
     ids = [str(u) for u in user_ids]
     if not ids:
@@ -68,12 +69,12 @@ def get_user_profiles(store: "FeatureStore", user_ids: Sequence[str]) -> list[di
     names = list(online.proto.metadata.feature_names.val)
     stamps = online.proto.results[names.index("n_events")].event_timestamps
     return [
-        _profile_from_row(u, {f: resp[f][i] for f in USER_FIELDS}, stamps[i].ToDatetime(tzinfo=timezone.utc) if i < len(stamps) else None)
+        _profile_from_row(u, {f: resp[f][i] for f in USER_FIELDS}, stamps[i].ToDatetime(tzinfo=UTC) if i < len(stamps) else None)
         for i, u in enumerate(ids)
     ]
 
 
-def get_user_profile(store: "FeatureStore", user_id: str) -> dict[str, Any]:
+def get_user_profile(store: FeatureStore, user_id: str) -> dict[str, Any]:
     """The online profile of one user, as a plain dict of the ``user_profile`` features plus
     ``user_id``, ``known`` and ``updated_at`` (the stored row's timestamp). An unknown user is
     not an error: empty lists, zero counts, ``first_seen``/``last_seen``/``updated_at`` None,
@@ -82,7 +83,7 @@ def get_user_profile(store: "FeatureStore", user_id: str) -> dict[str, Any]:
 
 
 @store_errors
-def get_item_features(store: "FeatureStore", item_ids: Sequence[str]) -> list[dict[str, Any]]:
+def get_item_features(store: FeatureStore, item_ids: Sequence[str]) -> list[dict[str, Any]]:
     """Online attributes and popularity per item (None values for unknown items)."""
     ids = [str(i) for i in item_ids]
     if not ids:

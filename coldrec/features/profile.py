@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
@@ -61,7 +61,7 @@ def empty_profile(user_id: str, n_bands: int) -> dict[str, Any]:
 
 
 def _utc(ts: Any) -> datetime:
-    if isinstance(ts, datetime) and not isinstance(ts, pd.Timestamp) and ts.tzinfo is timezone.utc:
+    if isinstance(ts, datetime) and not isinstance(ts, pd.Timestamp) and ts.tzinfo is UTC:
         return ts
     t = pd.Timestamp(ts)
     t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")

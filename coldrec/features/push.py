@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # feast takes ~10 s to import: only the functions that need i
 PUSH_SOURCE = "user_profile_push"
 
 
-def _item_facts(store: "FeatureStore", item_id: str) -> tuple[list[str], int]:
+def _item_facts(store: FeatureStore, item_id: str) -> tuple[list[str], int]:
     resp = store.get_online_features(features=["item_attributes:category", "item_attributes:price_band"],
                                      entity_rows=[{"item_id": item_id}]).to_dict()
     band = resp["price_band"][0]
@@ -36,7 +36,7 @@ def _item_facts(store: "FeatureStore", item_id: str) -> tuple[list[str], int]:
 
 
 @store_errors
-def push_event(store: "FeatureStore", event: dict[str, Any], *, recent_n: int | None = None,
+def push_event(store: FeatureStore, event: dict[str, Any], *, recent_n: int | None = None,
                top_k: int | None = None, offline: bool = False) -> dict[str, Any]:
     """Fold one event (``user_id``, ``event_type``, optional ``item_id``, ``timestamp`` (default
     now), ``query``) into that user's online profile and push it (Feast PushSource
@@ -58,7 +58,7 @@ def push_event(store: "FeatureStore", event: dict[str, Any], *, recent_n: int | 
     item_id = str(event.get("item_id") or "").strip() or None
     if item_id is None and etype != "search":
         raise DataError(f"event: a {etype} event needs an item_id")
-    ts = as_utc(event.get("timestamp")) or datetime.now(timezone.utc)
+    ts = as_utc(event.get("timestamp")) or datetime.now(UTC)
 
     prof = get_user_profile(store, user_id)
     previous_stamp = prof.pop("updated_at") if prof.pop("known") else None
@@ -96,10 +96,10 @@ def push_event(store: "FeatureStore", event: dict[str, Any], *, recent_n: int | 
     return prof
 
 
-_STORE_INFO: "weakref.WeakKeyDictionary[Any, tuple[Any, dict[str, Any]]]" = weakref.WeakKeyDictionary()
+_STORE_INFO: weakref.WeakKeyDictionary[Any, tuple[Any, dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
-def _store_info(store: "FeatureStore") -> dict[str, Any]:
+def _store_info(store: FeatureStore) -> dict[str, Any]:
     """What push_event needs from the registry, read from Feast's cached registry once per
     registry version: the views fed by the push source and the feature tables' directory.
     (Registry getters without a cache flag reload the registry, which also empties Feast's
@@ -115,17 +115,17 @@ def _store_info(store: "FeatureStore") -> dict[str, Any]:
     if not views:
         raise FeatureStoreError(f"no feature view reads the push source {PUSH_SOURCE!r}; re-run `coldrec features apply`")
     source = next(fv.batch_source for fv in fvs if fv.name == views[0])
-    info = {"push_views": views, "features_data": Path(getattr(source, "path")).parent}
+    info = {"push_views": views, "features_data": Path(source.path).parent}
     _STORE_INFO[store] = (stamp, info)
     return info
 
 
-def _features_data_of(store: "FeatureStore") -> Path:
+def _features_data_of(store: FeatureStore) -> Path:
     """The feature tables directory the applied repo reads (from the registry's source path)."""
     return _store_info(store)["features_data"]
 
 
-def _meta(store: "FeatureStore") -> dict[str, Any]:
+def _meta(store: FeatureStore) -> dict[str, Any]:
     path = _features_data_of(store) / "meta.json"
     return _read_meta_cached(str(path), path.stat().st_mtime if path.exists() else 0.0)
 

@@ -17,13 +17,15 @@ import importlib.util
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, redirect_stdout
 from io import StringIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from coldrec import paths
 from coldrec.config import settings
 from coldrec.errors import ConfigError
 from coldrec.features.errors import FeatureStoreError, store_errors
@@ -45,11 +47,11 @@ def declarations_dir() -> Path:
 
 
 def default_features_data(dataset: str) -> Path:
-    return settings().data_dir / "features" / dataset
+    return paths.features_dir(dataset)
 
 
 def default_repo_dir(dataset: str, online: str) -> Path:
-    return settings().data_dir / "feast" / dataset / online
+    return paths.feast_repo_dir(dataset, online)
 
 
 def project_name(dataset: str) -> str:
@@ -158,7 +160,7 @@ def _repo_contents(repo: Path, features_data: Path):
     return res
 
 
-def open_store(repo: str | Path) -> "FeatureStore":
+def open_store(repo: str | Path) -> FeatureStore:
     """A FeatureStore on an applied repo copy."""
     repo = Path(repo)
     if not (repo / "feature_store.yaml").exists():
@@ -168,7 +170,7 @@ def open_store(repo: str | Path) -> "FeatureStore":
     return FeatureStore(repo_path=str(repo))
 
 
-def apply(repo: str | Path, features_data: str | Path, quiet: bool = True) -> "FeatureStore":
+def apply(repo: str | Path, features_data: str | Path, quiet: bool = True) -> FeatureStore:
     """``feast apply`` on a rendered repo copy: register the declarations (sources pointing at
     ``features_data``) and create the online tables. Idempotent."""
     features_data = Path(features_data).resolve()
@@ -187,7 +189,7 @@ def apply(repo: str | Path, features_data: str | Path, quiet: bool = True) -> "F
 
 def setup_store(dataset: str, *, online: str = "sqlite", features_data: str | Path | None = None,
                 repo: str | Path | None = None, redis: str | None = None, project: str | None = None,
-                params: dict[str, Any] | None = None) -> "FeatureStore":
+                params: dict[str, Any] | None = None) -> FeatureStore:
     """Render (or refresh) the repo copy for ``dataset`` and apply it."""
     features_data = Path(features_data) if features_data else default_features_data(dataset)
     repo = Path(repo) if repo else default_repo_dir(dataset, online)

@@ -30,8 +30,9 @@ rows (:mod:`~coldrec.quality.quarantine`) and the output directory (:mod:`~coldr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 

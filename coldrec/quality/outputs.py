@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from coldrec.config import settings
+from coldrec import paths
 from coldrec.dataset import atomic_dir
 from coldrec.errors import ColdrecError
 from coldrec.quality.report import render_html
@@ -26,8 +26,7 @@ OUTPUTS = {"result.json", "report.html", "accepted.json", "quarantine"}
 
 def default_out(name: str, q: dict[str, Any]) -> Path:
     """``<quality.out_dir>/<dataset>`` (relative to the project root unless absolute)."""
-    base = Path(q.get("out_dir") or "reports/validation")
-    return (base if base.is_absolute() else settings().root / base) / name
+    return paths.validation_dir(name, q["out_dir"])
 
 
 def check_target(target: Path) -> None:

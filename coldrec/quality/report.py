@@ -17,10 +17,12 @@ if TYPE_CHECKING:  # pragma: no cover
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#222;max-width:1200px}
 h1{font-size:1.5rem} h2{font-size:1.2rem;margin-top:2rem} h3{font-size:1rem;margin-bottom:.3rem}
-table{border-collapse:collapse;margin:.5rem 0;font-size:.85rem} td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.85rem} \
+td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f3f3f3} .badge{display:inline-block;padding:.1rem .5rem;border-radius:.3rem;color:#fff;font-weight:600}
 .failed,.error{background:#c62828} .passed{background:#2e7d32} .passed_with_warnings,.warning{background:#ef6c00}
-.skipped,.off{background:#757575} .critical{background:#6a1b9a} .card{border:1px solid #ddd;border-radius:.4rem;padding:.6rem 1rem;margin:.8rem 0}
+.skipped,.off{background:#757575} .critical{background:#6a1b9a} \
+.card{border:1px solid #ddd;border-radius:.4rem;padding:.6rem 1rem;margin:.8rem 0}
 code{background:#f6f6f6;padding:0 .2rem} .muted{color:#666}
 """
 
@@ -119,7 +121,7 @@ def render_html(r: ValidationResult) -> str:
 """
 
 
-def console_table(r: ValidationResult) -> "Table":
+def console_table(r: ValidationResult) -> Table:
     from rich.table import Table
 
     t = Table(title=r.summary_line())

@@ -12,7 +12,6 @@ previous batch yet, no users table) - they are reported as skipped, never silent
 """
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import math
@@ -28,33 +27,6 @@ from coldrec.errors import ColdrecError, ConfigError
 
 TABLES = ("events", "items", "users")
 SEVERITIES = ("critical", "warning", "off")
-
-# Defaults for every key of params.yaml ``quality:`` (the file may override any subset).
-DEFAULTS: dict[str, Any] = {
-    "run_date": None,  # freshness / future checks are relative to it; null = now (UTC)
-    "out_dir": "reports/validation",  # results go to <out_dir>/<dataset>/
-    "sample_rows": 5,
-    "quarantine": True,
-    "max_row_change": 0.5,  # row counts within +-50% of the previous accepted batch
-    "severity": {},  # expectation name -> critical | warning | off
-    "events": {
-        "clock_skew_minutes": 10,
-        "window_start": "1995-01-01",
-        "max_age_days": None,
-        "freshness_days": 3,
-        "max_missing_item_share": 0.05,
-        "max_duplicate_rate": 0.01,
-        "max_duplicate_rate_critical": 0.25,
-        "min_distinct_users": 10,
-        "value_ranges": {
-            "rate": {"min": 0.5, "max": 5.0},
-            "purchase": {"min": 0, "strict_min": True},
-            "add_to_cart": {"min": 0, "strict_min": True},
-        },
-    },
-    "items": {"price_min": 0},
-}
-
 
 @dataclass(frozen=True)
 class Skip:
@@ -90,35 +62,13 @@ class Spec:
         return [v["$PARAMETER"] for v in self.kwargs.values() if isinstance(v, dict) and "$PARAMETER" in v]
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in (over or {}).items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "value_ranges":
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def _unknown_keys(given: dict[str, Any], known: dict[str, Any], prefix: str = "quality") -> list[str]:
-    out = []
-    for k, v in given.items():
-        if k not in known:
-            out.append(f"{prefix}.{k}")
-        elif isinstance(v, dict) and isinstance(known[k], dict) and k not in ("severity", "value_ranges"):
-            out += _unknown_keys(v, known[k], f"{prefix}.{k}")
-    return out
-
-
 def quality_params(params: dict[str, Any] | None) -> dict[str, Any]:
-    """params.yaml ``quality:`` over :data:`DEFAULTS`; an unknown key (a typo) is an error."""
-    section = (params or {}).get("quality") or {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"params.yaml: 'quality' must be a mapping, got {type(section).__name__}")
-    unknown = _unknown_keys(section, DEFAULTS)
-    if unknown:
-        raise ConfigError(f"params.yaml: unknown key(s) {', '.join(unknown)}")
-    return _merge(DEFAULTS, section)
+    """params.yaml's ``quality:`` section, validated (an unknown or missing key is an error naming it);
+    ``None`` reads the file. No defaults here: params.yaml is the one source."""
+    from coldrec.config import load_params
+    from coldrec.params import section_dict
+
+    return section_dict(load_params() if params is None else params, "quality")
 
 
 def suites_dir() -> Path:

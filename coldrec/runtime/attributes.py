@@ -28,11 +28,11 @@ class AttributePopularity:
         self.row = {(n, v): r for r, (n, v) in enumerate(zip(self.names, self.values))}
 
     @classmethod
-    def empty(cls, n_items: int) -> "AttributePopularity":
+    def empty(cls, n_items: int) -> AttributePopularity:
         return cls(np.zeros(0, str), np.zeros(0, str), np.zeros((0, n_items), np.float32), n_items)
 
     @classmethod
-    def fit(cls, train: TrainData, prior_users: float = 10.0, max_values: int = 1000) -> "AttributePopularity":
+    def fit(cls, train: TrainData, prior_users: float = 10.0, max_values: int = 1000) -> AttributePopularity:
         users = train.users
         if users is None or users.empty or train.matrix.shape[0] == 0:
             return cls.empty(train.n_items)

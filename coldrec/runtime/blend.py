@@ -5,7 +5,7 @@ blend), so both read the same bucket of a profile and weight its items the same 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp

@@ -5,7 +5,8 @@ A plain container the runtime scores with. It is computed at fit time
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ class ArrivalHistory:
         self.ns, self.idx, self.n_items, self.days = ns, idx, n_items, days
 
     @classmethod
-    def fit(cls, train: TrainData, days: float | None) -> "ArrivalHistory":
+    def fit(cls, train: TrainData, days: float | None) -> ArrivalHistory:
         ev = train.events.dropna(subset=["item_id"])
         ev = ev[ev["item_id"].isin(train.item_index.keys())].sort_values("timestamp", kind="stable")
         ev = ev.drop_duplicates(["user_id", "item_id"])

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from coldrec.runtime.scorer import ColdrecRuntime
 
 
-def explain(model: "ColdrecRuntime", profile: Profile, item: int, comps: dict[str, np.ndarray], w: dict[str, float],
+def explain(model: ColdrecRuntime, profile: Profile, item: int, comps: dict[str, np.ndarray], w: dict[str, float],
             text_vec: np.ndarray | None, seeds: tuple[np.ndarray, np.ndarray] | None) -> str:
     """The reason for ``item`` given the blend's components for this one profile (row 0)."""
     contrib = {c: w.get(c, 0.0) * comps[c][0, item] for c in COMPONENTS if w.get(c)}

@@ -18,15 +18,23 @@ exactly the code that serves.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from coldrec.params import ModelParams
 from coldrec.recommender import Profile, Recommendation, Recommender, TrainData
 from coldrec.runtime import reasons
-from coldrec.runtime.blend import (DEFAULT_WEIGHTS, EVENT_WEIGHTS, bucket_of, known_with_types, profile_matrix,
-                                   recency_weights, standardise)
+from coldrec.runtime.blend import (
+    DEFAULT_WEIGHTS,
+    EVENT_WEIGHTS,
+    bucket_of,
+    known_with_types,
+    profile_matrix,
+    recency_weights,
+    standardise,
+)
 from coldrec.runtime.parts import CollaborativeParts
 
 

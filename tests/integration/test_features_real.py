@@ -14,7 +14,7 @@ from coldrec.features.historical import historical_features
 from coldrec.features.materialization import materialize
 from coldrec.features.online import get_item_features, get_user_profile
 from coldrec.features.repo import apply, render_repo
-from tests.conftest import SHARED
+from tests.conftest import SHARED, params_with
 from tests.integration.test_features_store import REDIS, redis_or_skip
 
 CUTOFF = pd.Timestamp("2011-02-01", tz="UTC")
@@ -29,7 +29,7 @@ def retail(tmp_path_factory):
     full = build("online-retail")
     ds = Dataset("online-retail", full.events[full.events["timestamp"] < CUTOFF].reset_index(drop=True), full.items)
     d = tmp_path_factory.mktemp("retail")
-    ft = build_feature_tables(ds, d / "features", {"features": {"recent_items": 20, "price_bands": 5}})
+    ft = build_feature_tables(ds, d / "features", params_with({"features": {"recent_items": 20, "price_bands": 5}}))
     return {"ds": ds, "features": ft.path, "dir": d, "meta": ft.meta}
 
 

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -26,10 +26,10 @@ from coldrec.features.online import get_item_features, get_user_profile, get_use
 from coldrec.features.profile import decode_profile_table
 from coldrec.features.push import push_event
 from coldrec.features.repo import apply, render_repo
-from tests.conftest import ROOT, make_events, make_items
+from tests.conftest import ROOT, make_events, make_items, params_with
 
 REDIS = os.environ.get("COLDREC_TEST_REDIS", "127.0.0.1:6379,db=5")
-PARAMS = {"features": {"recent_items": 6, "top_categories": 3, "price_bands": 4}}
+PARAMS = params_with({"features": {"recent_items": 6, "top_categories": 3, "price_bands": 4}})
 
 
 def redis_or_skip() -> None:
@@ -124,7 +124,7 @@ def test_item_features(store, tiny):
 
 def test_pushed_event_is_visible_to_the_next_lookup(store):
     before = get_user_profile(store, "u0")
-    now = datetime.now(timezone.utc).replace(microsecond=0)  # UnixTimestamp features keep whole seconds
+    now = datetime.now(UTC).replace(microsecond=0)  # UnixTimestamp features keep whole seconds
     returned = push_event(store, {"user_id": "u0", "item_id": "i3", "event_type": "add_to_cart", "timestamp": now})
     after = get_user_profile(store, "u0")
     assert after["recent_item_ids"][0] == "i3" and after["recent_event_types"][0] == "add_to_cart"
@@ -200,7 +200,9 @@ def test_historical_features_exclude_later_events(offline, tiny):
 
 def test_historical_rows_before_first_event_and_unknown_users_are_kept(offline, tiny):
     first = tiny["ds"].events.query("user_id == 'u3'")["timestamp"].min()
-    edf = pd.DataFrame({"user_id": ["u3", "ghost", "u3"], "event_timestamp": [first - timedelta(days=1), first, first + timedelta(hours=1)]})
+    edf = pd.DataFrame(
+        {"user_id": ["u3", "ghost", "u3"], "event_timestamp": [first - timedelta(days=1), first, first + timedelta(hours=1)]}
+    )
     got = historical_features(offline, edf, ["user_profile:n_events", "user_profile:recent_item_ids"])
     assert list(got["user_id"]) == ["u3", "ghost", "u3"]
     assert got["n_events"].iloc[0] == 0 and got["recent_item_ids"].iloc[0] == []  # cold profile (BEGIN row)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -43,7 +43,7 @@ def _imported(node: ast.AST) -> list[str]:
     return [m for m in out if m.split(".")[0] in PACKAGES and module_file(m)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tree(name: str) -> ast.Module:
     return ast.parse(module_file(name).read_text(encoding="utf-8"))
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from coldrec.dataset import Dataset, from_files
+from coldrec.errors import ConfigError
 from coldrec.features.compute import (
     BEGIN,
     build_feature_tables,
@@ -19,6 +20,7 @@ from coldrec.features.compute import (
     price_band_edges,
 )
 from coldrec.features.profile import apply_event, decode_profile_table, empty_profile, split_categories
+from tests.conftest import params_with
 
 T0 = pd.Timestamp("2024-03-01T10:00:00Z")
 
@@ -45,12 +47,16 @@ def _ds(rows) -> Dataset:
 
 
 def _params(**kw):
-    return {"features": {"recent_items": 3, "top_categories": 2, "price_bands": 2, **kw}}
+    return params_with({"features": {"recent_items": 3, "top_categories": 2, "price_bands": 2, **kw}})
 
 
-def test_params_defaults():
-    assert feature_params(None) == {"recent_items": 20, "top_categories": 5, "price_bands": 5}
-    assert feature_params({"features": {"recent_items": 7, "top_categories": None}})["recent_items"] == 7
+def test_params_come_from_params_yaml_only():
+    fp = feature_params(params_with())
+    assert {k: fp[k] for k in ("recent_items", "top_categories", "price_bands")} == {
+        "recent_items": 20, "top_categories": 5, "price_bands": 5}
+    assert feature_params(params_with({"features": {"recent_items": 7}}))["recent_items"] == 7
+    with pytest.raises(ConfigError, match="features.top_categories"):
+        params_with({"features": {"top_categories": None}})  # null is not a count: no silent default
 
 
 def test_catalogue_helpers():
@@ -124,7 +130,7 @@ def test_item_popularity_windows_and_as_of():
 
 def test_apply_event_live_update_and_late_event():
     prof = empty_profile("u", 2)
-    t = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    t = datetime(2024, 1, 1, tzinfo=UTC)
     apply_event(prof, {"event_type": "view", "item_id": "a", "timestamp": t}, recent_n=3, top_k=1, categories=["toys"], band=1)
     apply_event(prof, {"event_type": "click", "item_id": "b", "timestamp": t + timedelta(hours=2)}, recent_n=3, top_k=1,
                 categories=["garden"], band=0)
@@ -143,7 +149,9 @@ def test_build_writes_atomically(small_files, tmp_path, monkeypatch):
     ds = from_files(small_files["events"], small_files["items"], small_files["users"], name="byod")
     out = tmp_path / "ft"
     ft = build_feature_tables(ds, out, _params(recent_items=5))
-    assert sorted(p.name for p in out.iterdir()) == ["item_attributes.parquet", "item_popularity.parquet", "meta.json", "user_profile.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "item_attributes.parquet", "item_popularity.parquet", "meta.json", "user_profile.parquet"
+    ]
     meta = json.loads((out / "meta.json").read_text())
     assert meta == ft.meta and meta["recent_items"] == 5 and meta["users"] == 6 and meta["items"] == 8
     attrs = pd.read_parquet(out / "item_attributes.parquet")

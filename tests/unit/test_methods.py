@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from coldrec.recommender import Profile, TrainData
-from training import methods
 from tests.conftest import make_items, params_with
+from training import methods
 
 ALL = ["popularity", "segment_popularity", "item_knn", "zero_shot", "implicit_als", "implicit_bpr", "lightfm"]
 PARAMS = params_with({"methods": {"implicit_bpr": {"iterations": 20}, "lightfm": {"epochs": 3}}})
@@ -18,7 +18,8 @@ def train():
     rows = []
     for u in range(30):
         for j in range(5):
-            rows.append((f"u{u}", f"i{(u % 2) + 2 * ((u + j) % 4)}", "purchase", pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=u * 10 + j)))
+            ts = pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=u * 10 + j)
+            rows.append((f"u{u}", f"i{(u % 2) + 2 * ((u + j) % 4)}", "purchase", ts))
     ev = pd.DataFrame(rows, columns=["user_id", "item_id", "event_type", "timestamp"])
     return TrainData.build(ev, make_items(8), seed=1)
 

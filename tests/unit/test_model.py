@@ -191,7 +191,9 @@ def test_unknown_validation_protocol_is_a_config_error():
 def test_fit_tunes_on_the_evaluation_protocol():
     from training.model.hybrid import ColdrecModel
 
-    model = ColdrecModel(params_with(TINY_OVERRIDES, {"model": {"finetune": {"max_steps": 1}}})).fit(TrainData.build(_shop_events(), make_items(8), seed=3, protocol="users"))
+    model = ColdrecModel(params_with(TINY_OVERRIDES, {"model": {"finetune": {"max_steps": 1}}})).fit(
+        TrainData.build(_shop_events(), make_items(8), seed=3, protocol="users")
+    )
     assert model.report["validation"]["protocol"] == "users"
     assert model.report["validation"]["holdout"] == 0.3
 
@@ -347,9 +349,9 @@ def test_attribute_popularity_ranks_what_shoppers_sharing_the_attribute_bought()
 
 
 def test_attributes_steer_a_shopper_with_nothing_else_and_survive_saving(tmp_path):
+    from coldrec.runtime.profile import build_profile
     from training.model.artifacts import load_model, save_model
     from training.model.hybrid import ColdrecModel
-    from coldrec.runtime.profile import build_profile
 
     model = ColdrecModel(params_with(TINY_OVERRIDES, ZERO_SHOT))
     model.fit(TrainData.build(_shop_events(), make_items(8), seed=3, users=_shop_users()))

@@ -12,10 +12,10 @@ from coldrec.errors import ColdrecError, ConfigError, DataError
 from coldrec.quality import validate, validate_files, validate_source
 from coldrec.quality.suites import TABLES, Skip, load_specs, parameters, quality_params, resolve_run_date, suites_dir
 from coldrec.schema import EVENT_TYPES
-from tests.conftest import make_events, make_items
+from tests.conftest import make_events, make_items, params_with
 
 RUN = "2024-02-11"  # make_events() spans 2024-01-01 .. 2024-02-10
-P = {"quality": {"events": {"min_distinct_users": 2}}}  # six users in the generated data
+P = params_with({"quality": {"events": {"min_distinct_users": 2}}})  # six users in the generated data
 
 CRITICAL_BY_DEFAULT = {
     "events.columns", "events.not_empty", "events.user_id.not_null", "events.item_id.not_null",
@@ -79,7 +79,7 @@ def test_params_yaml_quality_section_loads_and_typos_are_errors():
     q = quality_params(load_params())
     assert q["events"]["max_missing_item_share"] == 0.05 and q["severity"] == {}
     with pytest.raises(ConfigError, match="quality.events.fresh_days"):
-        quality_params({"quality": {"events": {"fresh_days": 3}}})
+        params_with({"quality": {"events": {"fresh_days": 3}}})
     with pytest.raises(ConfigError, match="unknown expectation"):
         load_specs(severity={"events.no_such_check": "warning"})
     with pytest.raises(ConfigError, match="severity must be one of"):
@@ -256,7 +256,7 @@ def test_all_events_from_one_user(tmp_path):
 def test_freshness_is_relative_to_the_run_date_and_severity_can_be_raised(tmp_path):
     r = _run(tmp_path, run_date="2024-03-01")
     assert _failed(r) == {"events.freshness": "warning"} and r.status == "passed_with_warnings"
-    strict = {"quality": {**P["quality"], "severity": {"events.freshness": "critical", "events.user_id.distinct": "off"}}}
+    strict = params_with({"quality": {**P["quality"], "severity": {"events.freshness": "critical", "events.user_id.distinct": "off"}}})
     r = _run(tmp_path, run_date="2024-03-01", params=strict)
     assert _failed(r) == {"events.freshness": "critical"} and r.status == "failed"
     assert r.outcome("events.user_id.distinct").status == "skipped"

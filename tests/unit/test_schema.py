@@ -91,7 +91,7 @@ def test_header_only_file(tmp_path):
 
 def test_non_utf8_file_names_the_line(tmp_path):
     p = tmp_path / "items.csv"
-    p.write_bytes("item_id,title\ni1,mug\ni2,caf".encode() + b"\xe9 noir\n")  # latin-1 e-acute
+    p.write_bytes(b"item_id,title\ni1,mug\ni2,caf" + b"\xe9 noir\n")  # latin-1 e-acute
     with pytest.raises(DataError, match=r"items\.csv: line 3: not valid UTF-8 \(byte 0xe9"):
         read_table(p)
 

@@ -124,6 +124,7 @@ def write_report(doc: dict[str, Any], out_dir: Path) -> None:
     parts.append("<h2>time (s)</h2><table><tr><th>method</th><th>fit</th><th>score</th></tr>" + "".join(
         f"<tr><td>{html.escape(m)}</td><td>{t['fit_s']}</td><td>{t['score_s']}</td></tr>" for m, t in doc["timing"].items())
         + "</table>")
-    style = "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style>"
+    style = ("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style>")
     (out_dir / "report.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'>{style}</head><body>"
                                          + "\n".join(parts) + "</body></html>", encoding="utf-8")

@@ -17,10 +17,9 @@ first item itself is dropped from the targets: the shopper searched, then bought
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
-
-import re
 
 import numpy as np
 import pandas as pd

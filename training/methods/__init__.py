@@ -1,7 +1,8 @@
 """Every method the evaluation can run, by its stable name."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from coldrec.errors import ConfigError
 from coldrec.params import section_dict
@@ -10,9 +11,9 @@ from coldrec.recommender import Recommender
 
 def _factories() -> dict[str, Callable[[dict[str, Any]], Recommender]]:
     from training.methods.baselines import ItemKNN, Popularity, SegmentPopularity
+    from training.methods.coldrec import ColdrecVariant
     from training.methods.peers import ImplicitALS, ImplicitBPR, LightFMHybrid
     from training.methods.zero_shot import ZeroShotEncoder
-    from training.methods.coldrec import ColdrecVariant
 
     def section(params: dict[str, Any], name: str) -> dict[str, Any]:
         return section_dict(params, f"methods.{name}")  # validated: every key from params.yaml

@@ -26,7 +26,7 @@ class SegmentPopularity(Recommender):
     def __init__(self, prior_users: float = 10.0, max_values: int = 1000):
         self.prior_users, self.max_values = float(prior_users), int(max_values)
 
-    def fit(self, train: TrainData) -> "SegmentPopularity":
+    def fit(self, train: TrainData) -> SegmentPopularity:
         from coldrec.runtime.attributes import AttributePopularity
 
         super().fit(train)
@@ -66,7 +66,7 @@ class ItemKNN(Recommender):
             raise ValueError(f"item_knn alpha: {alpha!r} is outside [0, 1]")
         self.shrink, self.alpha, self.user_weight = shrink, float(alpha), user_weight
 
-    def fit(self, train: TrainData) -> "ItemKNN":
+    def fit(self, train: TrainData) -> ItemKNN:
         super().fit(train)
         x = train.matrix.tocsr().astype(np.float32)
         counts = _off_diagonal(x.T @ x)  # raw co-occurrence counts: what the shrinkage trusts

@@ -42,7 +42,7 @@ class ImplicitALS(Recommender):
     def __init__(self, params: dict[str, Any]):
         self.p = dict(params)  # params.yaml methods.implicit_als
 
-    def fit(self, train: TrainData) -> "ImplicitALS":
+    def fit(self, train: TrainData) -> ImplicitALS:
         from implicit.cpu.als import AlternatingLeastSquares
 
         super().fit(train)
@@ -65,7 +65,7 @@ class ImplicitBPR(Recommender):
     def __init__(self, params: dict[str, Any]):
         self.p = dict(params)  # params.yaml methods.implicit_bpr
 
-    def fit(self, train: TrainData) -> "ImplicitBPR":
+    def fit(self, train: TrainData) -> ImplicitBPR:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         super().fit(train)
@@ -121,7 +121,7 @@ class LightFMHybrid(Recommender):
     def __init__(self, params: dict[str, Any]):
         self.p = dict(params)  # params.yaml methods.lightfm
 
-    def fit(self, train: TrainData) -> "LightFMHybrid":
+    def fit(self, train: TrainData) -> LightFMHybrid:
         from lightfm import LightFM
 
         super().fit(train)

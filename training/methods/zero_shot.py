@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from coldrec.recommender import Profile, Recommender, TrainData
 from coldrec.params import typed
+from coldrec.recommender import Profile, Recommender, TrainData
 from coldrec.runtime.text import item_texts
 from training.encoder import encode, resolve_model_path
 
@@ -23,7 +23,7 @@ class ZeroShotEncoder(Recommender):
         self.max_chars = enc.max_chars
         self.batch_size = enc.batch_size
 
-    def fit(self, train: TrainData) -> "ZeroShotEncoder":
+    def fit(self, train: TrainData) -> ZeroShotEncoder:
         super().fit(train)
         self.item_vecs = encode(item_texts(train.items, self.template, self.max_chars), self.model_path, self.batch_size)
         return self

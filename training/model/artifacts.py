@@ -10,7 +10,7 @@ import json
 import logging
 import shutil
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,16 @@ from coldrec import paths
 from coldrec.config import settings
 from coldrec.dataset import atomic_dir
 from coldrec.errors import ColdrecError
-from coldrec.runtime.version import (ENCODER_DIR, INT8_DIR, ITEM_VECTORS, attach_int8, check_files, read_into,
-                                     read_metadata, version_params)
+from coldrec.runtime.version import (
+    ENCODER_DIR,
+    INT8_DIR,
+    ITEM_VECTORS,
+    attach_int8,
+    check_files,
+    read_into,
+    read_metadata,
+    version_params,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +72,7 @@ def save_model(model, out_dir: str | Path | None, data_fingerprint: str, params:
                                                                                  ("session", p.session_sim.tocsr()))
                                for part in ("data", "indices", "indptr")})
         (tmp / "weights.json").write_text(json.dumps(model.weights, indent=2), encoding="utf-8")
-        meta = {"version": version, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        meta = {"version": version, "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "data_fingerprint": data_fingerprint, "code_version": code, "params": used,
                 "metrics": model.report, "n_items": int(model.train.n_items), **(extra_metadata or {})}
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")

@@ -26,8 +26,7 @@ from training.encoder import resolve_model_path
 from training.evaluation.splits import QUERY
 from training.model.collaborative import fit_parts, item_similarity, sequences
 from training.model.finetune import FinetuneResult, finetune
-from training.model.tuning import (NdcgScorer, blend_components, case_targets, coordinate_ascent, mean_ndcg,
-                                   validation_split)
+from training.model.tuning import NdcgScorer, blend_components, case_targets, coordinate_ascent, mean_ndcg, validation_split
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ class ColdrecModel(ColdrecRuntime):
         self.protocol = "time"  # how new users arrive; fit sets it from the data (see validation_split)
 
     # ---------------------------------------------------------------- fit
-    def fit(self, train: TrainData) -> "ColdrecModel":
+    def fit(self, train: TrainData) -> ColdrecModel:
         from sentence_transformers import SentenceTransformer
 
         super().fit(train)

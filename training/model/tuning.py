@@ -6,7 +6,7 @@ with the research scripts (``research/``) so their numbers mean the same thing.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -15,9 +15,10 @@ import json
 import logging
 import os
 import warnings
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -80,9 +81,9 @@ def export_onnx(st, out_dir: str | Path, fuse: bool = True, opset: int = 17,
         pass
 
     class Forward(torch.nn.Module):
-        def __init__(self):
+        def __init__(self, modules):
             super().__init__()
-            self.mods = torch.nn.ModuleList(list(model))
+            self.mods = torch.nn.ModuleList(modules)
 
         def forward(self, *tensors):
             feats = dict(zip(names, tensors))
@@ -95,7 +96,7 @@ def export_onnx(st, out_dir: str | Path, fuse: bool = True, opset: int = 17,
     raw = out / "model.raw.onnx"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Forward().eval(), tuple(sample[n] for n in names), str(raw), dynamo=False,
+        torch.onnx.export(Forward(list(model)).eval(), tuple(sample[n] for n in names), str(raw), dynamo=False,
                           input_names=names, output_names=["sentence_embedding"], opset_version=int(opset),
                           do_constant_folding=True,
                           dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
@@ -161,5 +162,5 @@ def quiet():
 
 def write_config(out: Path, cfg: dict[str, Any]) -> None:
     cfg = {"format": 1, **cfg, "sha256": sha256_of(out / MODEL_NAME),
-           "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+           "created": datetime.now(UTC).isoformat(timespec="seconds")}
     (out / CONFIG_NAME).write_text(json.dumps(cfg, indent=2), encoding="utf-8")

@@ -13,8 +13,9 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from coldrec.errors import ColdrecError, ConfigError
 from coldrec.params import typed
 from coldrec.runtime.onnx_encoder import CONFIG_NAME, MODEL_NAME, OnnxEncoder
 from training.quantize.export import export_onnx, quiet, torch_vectors, write_config
-from training.quantize.fidelity import file_size, fidelity_report
+from training.quantize.fidelity import fidelity_report, file_size
 
 log = logging.getLogger(__name__)
 
