@@ -9,8 +9,9 @@ scorer makes (same tokenisation, pooling, head and normalisation, checked there)
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,6 +80,11 @@ class OnnxEncoder:
             raise ColdrecError(f"{tok_file}: corrupt ({type(exc).__name__}: {exc})") from None
         self.max_seq_length = int(self.config.get("max_seq_length") or 512)
         self.precision = self.config.get("precision", "?")
+        # Dynamic int8 quantizes each MatMul's input with a scale taken from the whole input tensor:
+        # in a batch, a text's vector then depends on its batch-mates (and their padding), by up to
+        # 0.03 per coordinate on catalogue titles. Served recommendations must not depend on who else
+        # asked at the same moment, so such a model encodes each text in a call of its own.
+        self.per_text = self.precision == "int8" and (self.config.get("quantization") or {}).get("mode") == "dynamic"
 
     def tokenize(self, texts: Sequence[str], max_length: int | None = None) -> dict[str, np.ndarray]:
         """The model's inputs (int64 arrays, padded to the longest text) exactly as ST tokenizes."""
@@ -99,14 +105,16 @@ class OnnxEncoder:
                convert_to_numpy: bool = True, show_progress_bar: bool = False, max_length: int | None = None,
                **_: Any) -> np.ndarray:
         """float32 vectors, one row per text (a 1-D vector for a single string), like ST.encode.
-        Texts are batched longest-first (as sentence-transformers does) and returned in input order."""
+        Texts are batched longest-first (as sentence-transformers does) and returned in input order;
+        a dynamically quantized model encodes one text per call (see ``per_text``)."""
         single = isinstance(texts, str)
         items = [texts] if single else [str(t) for t in texts]
         dim = self.get_sentence_embedding_dimension()
         out = np.zeros((len(items), dim), np.float32)
         order = np.argsort([-len(t) for t in items], kind="stable")
-        for s in range(0, len(items), int(batch_size)):
-            idx = order[s:s + int(batch_size)]
+        step = 1 if self.per_text else int(batch_size)
+        for s in range(0, len(items), step):
+            idx = order[s:s + step]
             out[idx] = self.session.run(None, self.tokenize([items[i] for i in idx], max_length))[0]
         if normalize_embeddings:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

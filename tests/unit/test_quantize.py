@@ -68,13 +68,25 @@ def test_int8_matches_fp32_and_is_a_quarter_of_the_size(st, pretrained):
     assert "int8 encoder fidelity: passed" in (pretrained["int8"] / "fidelity.html").read_text()
 
 
+def test_an_int8_vector_does_not_depend_on_the_other_texts_of_the_call(pretrained):
+    """Dynamic int8 scales each MatMul input by its whole tensor: batched, a text's vector would depend
+    on its batch-mates (and on their padding). Serving batches concurrent requests, so a shopper's
+    query vector must be the same alone, first, last, or among 18 others."""
+    enc = pretrained["enc"]
+    assert enc.per_text
+    alone = np.stack([enc.encode(t) for t in TITLES])
+    together = enc.encode(TITLES, batch_size=64)
+    shuffled = enc.encode(TITLES[::-1], batch_size=4)[::-1]
+    assert np.array_equal(alone, together) and np.array_equal(alone, shuffled)
+
+
 def test_dense_head_is_part_of_the_exported_graph(st, tmp_path):
     import torch
     from sentence_transformers import SentenceTransformer
 
+    from coldrec.runtime.onnx_encoder import OnnxEncoder
     from training.encoder import resolve_model_path
     from training.model.finetune import with_head
-    from coldrec.runtime.onnx_encoder import OnnxEncoder
     from training.quantize.int8 import quantize_encoder, quantize_settings
 
     head_model = with_head(SentenceTransformer(str(resolve_model_path()), device="cpu")).eval()
@@ -166,8 +178,8 @@ def test_evaluation_gets_the_served_int8_model_and_its_fp32_twin_from_one_fit(se
 def test_quantized_version_saves_and_loads_int8_by_default_fp32_by_flag(served_pair, tmp_path):
     from sentence_transformers import SentenceTransformer
 
-    from training.model.artifacts import load_model, save_model
     from coldrec.runtime.onnx_encoder import OnnxEncoder
+    from training.model.artifacts import load_model, save_model
 
     int8, fp32, _ = served_pair
     path = save_model(int8, tmp_path / "v1", "fp-test", TINY)
@@ -195,7 +207,7 @@ def reuse_served_int8(served_pair, monkeypatch):
     from coldrec.runtime.onnx_encoder import OnnxEncoder
     from training.quantize import stage
     from training.quantize.export import torch_vectors
-    from training.quantize.fidelity import file_size, fidelity_report
+    from training.quantize.fidelity import fidelity_report, file_size
 
     int8, _, _ = served_pair
 
@@ -215,8 +227,8 @@ def test_quantize_command_writes_int8_encoder_and_fidelity_into_the_version(serv
                                                                              tmp_path, monkeypatch):
     import yaml
 
-    from training.model.artifacts import load_model, save_model
     from coldrec.runtime.onnx_encoder import OnnxEncoder
+    from training.model.artifacts import load_model, save_model
 
     _, fp32, _ = served_pair
     path = save_model(fp32, tmp_path / "v2", "fp-test", TINY)
