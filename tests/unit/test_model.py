@@ -160,6 +160,32 @@ def test_train_command_writes_a_model_version(cli, tmp_path, monkeypatch):
     assert not (tmp_path / "model2").exists()
 
 
+def test_train_without_out_writes_a_new_version_and_points_current_at_it(tmp_path, monkeypatch):
+    """The default layout every entry point shares: artifacts/models/<dataset>/<version>/ + current."""
+    import yaml
+
+    from coldrec import paths, stages
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "params.yaml").write_text(yaml.safe_dump(params_with(TINY_OVERRIDES, ZERO_SHOT)))
+    monkeypatch.setenv("COLDREC_HOME", str(home))  # the checkout root: artifacts/ go here, not into the repo
+    monkeypatch.delenv("COLDREC_PARAMS", raising=False)
+    d = tmp_path / "shop"
+    d.mkdir()
+    _shop_events().to_csv(d / "events.csv", index=False)
+    make_items(8).to_csv(d / "items.csv", index=False)
+    res = stages.train(stages.Source(events=d / "events.csv", items=d / "items.csv"))
+    models = home / "artifacts" / "models" / "shop"
+    assert res.path.parent == models and res.path.name.startswith("v-") and res.summary["version"] == res.path.name
+    assert (models / "current").read_text().strip() == res.path.name
+    assert paths.current_version(models) == res.path == paths.resolve_model(models)
+    assert (res.path / "metadata.json").is_file() and res.to_dict()["stage"] == "train"
+    (models / "current").write_text("v-gone\n")
+    with pytest.raises(ColdrecError, match="names version 'v-gone', which is not a directory"):
+        paths.current_version(models)
+
+
 def _first_seen(events: pd.DataFrame) -> pd.Series:
     return events.groupby("user_id")["timestamp"].min()
 
