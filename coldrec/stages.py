@@ -45,10 +45,6 @@ class Source:
 
         return load_source(self.dataset, self.events, self.items, self.users, self.data_dir, params)
 
-    def name(self, params: dict[str, Any]) -> str:
-        """The dataset name outputs are filed under (without reading any data)."""
-        return self.dataset or (Path(self.events).parent.name if self.events else None) or typed(params).data.default_dataset
-
 
 @dataclass
 class StageResult:

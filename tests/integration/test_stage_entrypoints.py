@@ -30,6 +30,7 @@ def test_prepare_is_the_same_from_the_stage_api_the_cli_and_dvc(small_files, cli
     api = stages.prepare(stages.Source(events=small_files["events"], items=small_files["items"],
                                        users=small_files["users"]), out=tmp_path / "api")
     assert api.path == tmp_path / "api" and api.summary["events"] == len(pd.read_csv(small_files["events"]))
+    assert json.loads(json.dumps(api.to_dict()))["fingerprint"] == api.detail.fingerprint()  # what a DAG task returns
     res = cli("data", "prepare", "--events", small_files["events"], "--items", small_files["items"],
               "--users", small_files["users"], "--out", tmp_path / "cli")
     assert res.exit_code == 0, res.output
