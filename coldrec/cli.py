@@ -6,6 +6,7 @@ has logic of its own.
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.table import Table
 
 from coldrec import stages
 from coldrec.errors import ColdrecError
+from coldrec.params import METHOD_NAMES
 from coldrec.stages import Source
 
 app = typer.Typer(
@@ -30,6 +32,25 @@ app = typer.Typer(
 data_app = typer.Typer(help="Get data into the canonical schema.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
+
+def _terminate(signum: int, _frame: Any) -> None:
+    """SIGTERM (a scheduler stopping a task, `kill`) becomes SystemExit, so every open output's
+    temporary folder is removed on the way out instead of being left behind."""
+    raise SystemExit(128 + signum)
+
+
+@app.callback()
+def _main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+@app.command("prepare", hidden=True)
+def prepare_hint() -> None:
+    """Not a command: preparing data is `coldrec data prepare`."""
+    err_console.print("[bold red]error:[/] there is no `coldrec prepare`: did you mean `coldrec data prepare` "
+                      "(see `coldrec data prepare --help`)?", soft_wrap=True, highlight=False)
+    raise typer.Exit(2)
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -37,11 +58,14 @@ DatasetOpt = typer.Option(None, "--dataset", "-d", help="Shipped dataset name: o
 EventsOpt = typer.Option(None, "--events", help="Your events file (CSV/Parquet): user_id,item_id,event_type,timestamp[,value,query].")
 ItemsOpt = typer.Option(None, "--items", help="Your items file (CSV/Parquet): item_id,title[,description,category,brand,price,...].")
 UsersOpt = typer.Option(None, "--users", help="Optional users file (CSV/Parquet): user_id + attributes.")
+ForceOpt = typer.Option(False, "--force", help="Replace an existing output location that coldrec did not write "
+                        "(refused without it; an output that is or contains an input is refused always).")
 DataDirOpt = typer.Option(None, "--data-dir", help="Directory holding the shipped datasets' raw files (overrides the lookup order).")
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ColdrecError into one line on stderr and a non-zero exit, never a traceback."""
+    """Turn a ColdrecError into one line on stderr and a non-zero exit, never a traceback; so is an
+    operating-system failure while reading or writing (disk full, permission denied, ...), exit 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -50,6 +74,10 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except ColdrecError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            err_console.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", soft_wrap=True, highlight=False)
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -83,10 +111,11 @@ def data_prepare(
     users: Path | None = UsersOpt,
     out: Path | None = typer.Option(None, "--out", "-o", help="Output directory (default: data/<dataset name>)."),
     data_dir: Path | None = DataDirOpt,
+    force: bool = ForceOpt,
 ) -> None:
     """Convert a dataset to canonical Parquet (events, items, users) and print its summary."""
     with console.status("preparing dataset (reading, cleaning, checking the contract)..."):
-        res = stages.prepare(Source(dataset, events, items, users, data_dir), out=out)
+        res = stages.prepare(Source(dataset, events, items, users, data_dir), out=out, force=force)
     ds = res.detail
     print_summary(ds.summary(), ds.report.get("rules"))
     console.print(f"wrote [bold]{res.path}[/] (fingerprint {res.summary['fingerprint']})")
@@ -104,15 +133,19 @@ def evaluate_cmd(
         None, "--split", help="time (cold-start users after a cutoff, default) | users (held-out users) | warm (leave-last-out)."
     ),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (default: params.yaml seed)."),
-    methods: str | None = typer.Option(None, "--methods", help="Comma-separated methods (default: all in params.yaml)."),
+    methods: str | None = typer.Option(
+        None, "--methods", help="Comma-separated methods (default: evaluation.methods in params.yaml), from: "
+        + ", ".join(METHOD_NAMES) + "."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output directory (default: reports/evaluation/<dataset>/<split>)."),
+    force: bool = ForceOpt,
 ) -> None:
     """Cold-start benchmark: fit every method on the split's training part, rank the full catalogue
     for each test user after revealing k items, write metrics.json + report.html + a plot."""
     from training.evaluation.report import console_table
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
-    res = stages.evaluate(Source(dataset, events, items, users, data_dir), out=out, split=split, seed=seed, methods=chosen)
+    res = stages.evaluate(Source(dataset, events, items, users, data_dir), out=out, split=split, seed=seed,
+                          methods=chosen, force=force)
     console.print(console_table(res.detail))
     console.print(f"wrote [bold]{res.path}[/]/metrics.json, report.html, ndcg_vs_k.png")
 
@@ -129,9 +162,10 @@ def train_cmd(
         None, "--out", "-o",
         help="Model version directory (default: artifacts/models/<dataset>/<version>/, and <dataset>/current then names it).",
     ),
+    force: bool = ForceOpt,
 ) -> None:
     """Fine-tune the encoder on behaviour, fit the hybrid blend, write a new model version."""
-    res = stages.train(Source(dataset, events, items, users, data_dir), out=out)
+    res = stages.train(Source(dataset, events, items, users, data_dir), out=out, force=force)
     r = res.summary
     best = r["finetune_best_val_ndcg@10"]
     console.print(f"trained in {r['train_seconds']} s (fine-tune: {r['finetune_steps']} steps, best validation NDCG@10 "
@@ -153,6 +187,7 @@ def validate_cmd(
         "(YYYY-MM-DD = end of that day, UTC; default: params.yaml quality.run_date, else now).",
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output directory (default: reports/validation/<dataset>)."),
+    force: bool = ForceOpt,
 ) -> None:
     """Data-quality gate (Great Expectations): run the suites of expectations/ on the data and write
     result.json + report.html (+ quarantine/). Exit 0: passed (warnings allowed); 1: a critical
@@ -160,7 +195,8 @@ def validate_cmd(
     from coldrec.quality.report import console_table
 
     with console.status("validating (Great Expectations)..."):
-        res = stages.validate(Source(dataset, events, items, users, data_dir), out=out, run_date=run_date)
+        res = stages.validate(Source(dataset, events, items, users, data_dir), out=out, run_date=run_date,
+                              force=force)
     console.print(console_table(res.detail))
     console.print(f"wrote [bold]{res.path}[/]/result.json, report.html")
     res.detail.raise_if_failed()
@@ -181,10 +217,11 @@ def features_build(
     users: Path | None = UsersOpt,
     data_dir: Path | None = DataDirOpt,
     out: Path | None = typer.Option(None, "--out", "-o", help="Output directory (default: data/features/<dataset>)."),
+    force: bool = ForceOpt,
 ) -> None:
     """Compute the point-in-time feature tables (user profiles, item popularity, item attributes)."""
     with console.status("computing feature tables..."):
-        res = stages.build_features(Source(dataset, events, items, users, data_dir), out=out)
+        res = stages.build_features(Source(dataset, events, items, users, data_dir), out=out, force=force)
     t = Table(title=f"feature tables {res.summary['dataset']}")
     t.add_column("table")
     t.add_column("rows", justify="right")

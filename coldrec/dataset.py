@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from coldrec.errors import DataError
+from coldrec.outputs import owned_dir
 from coldrec.schema import canonical_events, canonical_items, canonical_users, read_table
 
 TABLES = ("events", "items", "users")
@@ -31,6 +28,8 @@ class Dataset:
     items: pd.DataFrame
     users: pd.DataFrame | None = None
     report: dict[str, Any] = field(default_factory=dict)  # cleaning rules and what each removed
+    # where the tables came from: {"dataset": name} (a shipped dataset) or {"files": [...]} (the user's)
+    source: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         ev = self.events
@@ -55,34 +54,20 @@ class Dataset:
         return h.hexdigest()[:16]
 
 
-@contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """Yield a temp directory beside ``target``; on success it replaces ``target`` in one rename."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        yield tmp
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+PREPARED_FILES = ("events.parquet", "items.parquet", "users.parquet", "manifest.json")
 
 
-def save(ds: Dataset, out_dir: str | Path) -> Path:
+def save(ds: Dataset, out_dir: str | Path, inputs: Iterable[str | Path | None] = (), force: bool = False) -> Path:
+    """Write the tables under coldrec's output rule (:mod:`coldrec.outputs`): never over a user's
+    files or the inputs, atomically."""
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with owned_dir(out_dir, stage="prepare", inputs=inputs, force=force, legacy=PREPARED_FILES) as tmp:
         ds.events.to_parquet(tmp / "events.parquet", index=False)
         ds.items.to_parquet(tmp / "items.parquet", index=False)
         if ds.users is not None:
             ds.users.to_parquet(tmp / "users.parquet", index=False)
-        manifest = {"summary": ds.summary(), "fingerprint": ds.fingerprint(), "cleaning": ds.report}
+        manifest = {"summary": ds.summary(), "fingerprint": ds.fingerprint(), "cleaning": ds.report,
+                    "source": ds.source}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     return out_dir
 
@@ -92,7 +77,9 @@ def from_files(events: str | Path, items: str | Path, users: str | Path | None =
     ev = canonical_events(read_table(events))
     it = canonical_items(read_table(items))
     us = canonical_users(read_table(users)) if users else None
-    return Dataset(name=name or Path(events).parent.name or "custom", events=ev, items=it, users=us)
+    files = {"events": Path(events).name, "items": Path(items).name, **({"users": Path(users).name} if users else {})}
+    return Dataset(name=name or Path(events).parent.name or "custom", events=ev, items=it, users=us,
+                   source={"files": files})
 
 
 def load_prepared(directory: str | Path, name: str | None = None) -> Dataset:
@@ -104,5 +91,6 @@ def load_prepared(directory: str | Path, name: str | None = None) -> Dataset:
     ds = from_files(d / "events.parquet", d / "items.parquet", users if users.exists() else None, name=name or d.name)
     manifest = d / "manifest.json"
     if manifest.exists():
-        ds.report = json.loads(manifest.read_text(encoding="utf-8")).get("cleaning", {})
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+        ds.report, ds.source = doc.get("cleaning", {}), doc.get("source", {})
     return ds

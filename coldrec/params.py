@@ -226,6 +226,12 @@ class Params:
     quantize: QuantizeParams
 
 
+# The methods the evaluation can run (training/methods/ builds them; a test keeps both lists equal).
+# Here because the CLI lists them in --help and params.yaml's evaluation.methods is checked against
+# them, neither of which should import a method (that would pull in torch).
+METHOD_NAMES = ("popularity", "segment_popularity", "item_knn", "zero_shot", "implicit_als", "implicit_bpr", "lightfm",
+                "coldrec", "coldrec_fp32")
+
 # Values a key may take, where the type alone does not say (checked after conversion).
 CHOICES: dict[str, tuple[Any, ...]] = {
     "evaluation.split": ("time", "users", "warm"),
@@ -297,6 +303,11 @@ def _build(cls: type, value: Any, where: str) -> Any:
         raise ConfigError(f"params: missing key(s) {', '.join(prefix + k for k in missing)} "
                           "(params.yaml must give every key: the code has no defaults)")
     out = {k: _convert(value[k], hints[k], prefix + k) for k in fields}
+    if where == "evaluation":
+        unknown_methods = [m for m in out["methods"] if m not in METHOD_NAMES]
+        if unknown_methods:
+            raise ConfigError(f"params: evaluation.methods: unknown {', '.join(unknown_methods)} "
+                              f"(available: {', '.join(METHOD_NAMES)})")
     for key, allowed in CHOICES.items():
         section, _, name = key.rpartition(".")
         if section == where and out.get(name) not in allowed:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from coldrec import datasets
+from coldrec import datasets, outputs
 from coldrec.config import load_params, settings
 from coldrec.dataset import Dataset, from_files, load_prepared, save
 from coldrec.errors import ColdrecError
@@ -44,18 +44,37 @@ def build(dataset: str | None = None, events: str | Path | None = None, items: s
     params = params if params is not None else load_params()
     if events:
         return from_files(events, items, users)
-    return datasets.build_named(dataset or default_dataset(params), data_dir=data_dir, params=params)
+    name = dataset or default_dataset(params)
+    ds = datasets.build_named(name, data_dir=data_dir, params=params)
+    ds.source = {"dataset": name}
+    return ds
+
+
+def default_target(dataset: str | None, events: str | Path | None, params: dict[str, Any]) -> Path:
+    """``data/<name>``: the shipped dataset's name, or the folder name of the user's events file. A
+    user's folder named like a shipped dataset would replace that dataset's prepared tables (and
+    later commands would take the user's data for it), so that needs an explicit ``--out``."""
+    if not events:
+        return settings().data_dir / (dataset or default_dataset(params))
+    name = Path(events).parent.name or "custom"
+    if name in datasets.DATASETS:
+        raise ColdrecError(f"{events}: your files' folder is named '{name}', like the shipped dataset; their "
+                           f"prepared tables would replace {settings().data_dir / name}: give --out DIR")
+    return settings().data_dir / name
 
 
 def prepare(dataset: str | None = None, events: str | Path | None = None, items: str | Path | None = None,
             users: str | Path | None = None, out: str | Path | None = None, data_dir: str | Path | None = None,
-            params: dict[str, Any] | None = None) -> tuple[Dataset, Path]:
-    """Build the canonical tables and write them atomically to ``out`` (default ``data/<name>``)."""
+            params: dict[str, Any] | None = None, force: bool = False) -> tuple[Dataset, Path]:
+    """Build the canonical tables and write them atomically to ``out`` (default ``data/<name>``).
+    The output location is checked before any reading (:mod:`coldrec.outputs`)."""
+    _check_choice(dataset, events, items, users)
     params = params if params is not None else load_params()
+    inputs = [events, items, users]
+    target = outputs.check(Path(out) if out else default_target(dataset, events, params), inputs=inputs, force=force)
     ds = build(dataset, events, items, users, data_dir, params)
     ds.report["params"] = _params_for(ds.name, params)
-    target = Path(out) if out else settings().data_dir / ds.name
-    return ds, save(ds, target)
+    return ds, save(ds, target, inputs=inputs, force=force)
 
 
 def load_source(dataset: str | None = None, events: str | Path | None = None, items: str | Path | None = None,
@@ -72,8 +91,9 @@ def load_source(dataset: str | None = None, events: str | Path | None = None, it
     prepared = settings().data_dir / name
     manifest = prepared / "manifest.json"
     if manifest.exists() and data_dir is None:
-        recorded = json.loads(manifest.read_text(encoding="utf-8")).get("cleaning", {}).get("params")
-        if recorded == _params_for(name, params):
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+        shipped = "files" not in (doc.get("source") or {})  # tables prepared from a user's files are not this dataset
+        if shipped and doc.get("cleaning", {}).get("params") == _params_for(name, params):
             return load_prepared(prepared, name=name)
     ds, _ = prepare(dataset=name, data_dir=data_dir, params=params)
     return ds

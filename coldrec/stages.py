@@ -45,6 +45,13 @@ class Source:
 
         return load_source(self.dataset, self.events, self.items, self.users, self.data_dir, params)
 
+    def inputs(self, params: dict[str, Any]) -> tuple[Path | None, ...]:
+        """What a stage reads, which its output must never overwrite: the user's files, or the
+        shipped dataset's prepared tables."""
+        if self.events is not None:
+            return (self.events, self.items, self.users)
+        return (paths.prepared_dir(self.dataset or typed(params).data.default_dataset),)
+
 
 @dataclass
 class StageResult:
@@ -78,7 +85,7 @@ def _timed(stage: str, fn) -> StageResult:
 
 # ------------------------------------------------------------------------------------------ data
 def prepare(source: Source | str | None = None, params: dict[str, Any] | None = None,
-            out: str | Path | None = None) -> StageResult:
+            out: str | Path | None = None, force: bool = False) -> StageResult:
     """Raw files -> canonical Parquet tables (``data/<dataset>/``)."""
     from coldrec.prepare import prepare as run
 
@@ -86,7 +93,7 @@ def prepare(source: Source | str | None = None, params: dict[str, Any] | None = 
 
     def go() -> StageResult:
         ds, path = run(dataset=src.dataset, events=src.events, items=src.items, users=src.users, out=out,
-                       data_dir=src.data_dir, params=params)
+                       data_dir=src.data_dir, params=params, force=force)
         return StageResult("prepare", Path(path), {"dataset": ds.name, "fingerprint": ds.fingerprint(),
                                                    **ds.summary()}, ds)
 
@@ -94,7 +101,7 @@ def prepare(source: Source | str | None = None, params: dict[str, Any] | None = 
 
 
 def validate(source: Source | str | None = None, params: dict[str, Any] | None = None,
-             out: str | Path | None = None, run_date: str | None = None) -> StageResult:
+             out: str | Path | None = None, run_date: str | None = None, force: bool = False) -> StageResult:
     """The data-quality gate. The result's ``summary['passed']`` is False on a critical failure; the
     caller decides what stops (``detail.raise_if_failed()``: the CLI exits 1, a DAG task fails)."""
     from coldrec.quality import validate_source
@@ -103,7 +110,7 @@ def validate(source: Source | str | None = None, params: dict[str, Any] | None =
 
     def go() -> StageResult:
         res = validate_source(dataset=src.dataset, events=src.events, items=src.items, users=src.users,
-                              data_dir=src.data_dir, out_dir=out, run_date=run_date, params=params)
+                              data_dir=src.data_dir, out_dir=out, run_date=run_date, params=params, force=force)
         return StageResult("validate", Path(res.out_dir), {"passed": res.success, "summary": res.summary_line(),
                                                            **res.counts()}, res)
 
@@ -112,7 +119,7 @@ def validate(source: Source | str | None = None, params: dict[str, Any] | None =
 
 # -------------------------------------------------------------------------------------- features
 def build_features(source: Source | str | None = None, params: dict[str, Any] | None = None,
-                   out: str | Path | None = None) -> StageResult:
+                   out: str | Path | None = None, force: bool = False) -> StageResult:
     """Point-in-time feature tables (``data/features/<dataset>/``)."""
     from coldrec.features.compute import build_feature_tables
 
@@ -120,7 +127,7 @@ def build_features(source: Source | str | None = None, params: dict[str, Any] | 
 
     def go() -> StageResult:
         ds = src.load(params)
-        ft = build_feature_tables(ds, out or paths.features_dir(ds.name), params)
+        ft = build_feature_tables(ds, out or paths.features_dir(ds.name), params, inputs=src.inputs(params), force=force)
         return StageResult("build_features", Path(ft.path), {"dataset": ds.name, "rows": dict(ft.meta["rows"])}, ft)
 
     return _timed("build_features", go)
@@ -170,7 +177,7 @@ def materialize(dataset: str | None = None, params: dict[str, Any] | None = None
 
 # -------------------------------------------------------------------------------------- training
 def train(source: Source | str | None = None, params: dict[str, Any] | None = None,
-          out: str | Path | None = None) -> StageResult:
+          out: str | Path | None = None, force: bool = False) -> StageResult:
     """Fit the model and write a new version. Default ``out``: ``artifacts/models/<dataset>/<version>/``,
     and the dataset's ``current`` pointer then names it; an explicit ``out`` is written as given."""
     from training.train import train as run
@@ -180,7 +187,7 @@ def train(source: Source | str | None = None, params: dict[str, Any] | None = No
     def go() -> StageResult:
         ds = src.load(params)
         models = paths.models_dir(ds.name)
-        path, report = run(ds, params, out_dir=out, models=models)
+        path, report = run(ds, params, out_dir=out, models=models, inputs=src.inputs(params), force=force)
         if out is None:
             paths.set_current(models, path.name)
         ft = report.get("finetune", {})
@@ -212,7 +219,7 @@ def quantize(model: str | Path | None = None, params: dict[str, Any] | None = No
 
 def evaluate(source: Source | str | None = None, params: dict[str, Any] | None = None,
              out: str | Path | None = None, split: str | None = None, seed: int | None = None,
-             methods: list[str] | None = None) -> StageResult:
+             methods: list[str] | None = None, force: bool = False) -> StageResult:
     """The cold-start benchmark (``reports/evaluation/<dataset>/<split>/``)."""
     from training import methods as registry
     from training.evaluation.evaluate import evaluate as run
@@ -225,7 +232,8 @@ def evaluate(source: Source | str | None = None, params: dict[str, Any] | None =
 
     def go() -> StageResult:
         ds = src.load(params)
-        doc = run(ds, params, out_dir=out, split=split, seed=seed, methods=methods)
+        doc = run(ds, params, out_dir=out, split=split, seed=seed, methods=methods, inputs=src.inputs(params),
+                  force=force)
         overall = {f"{r['method']}/{r['metric']}": round(r["value"], 4) for r in doc["overall"] if r["metric"] == "ndcg@10"}
         return StageResult("evaluate", Path(doc["out_dir"]), {"dataset": ds.name, "split": doc["split"],
                                                               "overall_ndcg@10": overall}, doc)

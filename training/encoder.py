@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from coldrec import progress as progress_bars
 from coldrec.config import settings
 from coldrec.errors import ConfigError
 
@@ -42,7 +43,8 @@ def load_encoder(path: str, device: str | None = None):
     from sentence_transformers import SentenceTransformer
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return SentenceTransformer(path, device=device)
+    with progress_bars.quiet_library_bars():  # no "Loading weights" bar in a log
+        return SentenceTransformer(path, device=device)
 
 
 def _model_signature(path: Path) -> str:
@@ -53,14 +55,18 @@ def _model_signature(path: Path) -> str:
 
 def encode(texts: Sequence[str], model_path: str | Path, batch_size: int = 64, cache: bool = True,
            progress: bool = True) -> np.ndarray:
-    """L2-normalised float32 vectors; cached under ``$COLDREC_CACHE_DIR/embeddings``."""
+    """L2-normalised float32 vectors; cached under ``$COLDREC_CACHE_DIR/embeddings``.
+
+    ``progress``: sentence-transformers' own bar for a long list, drawn only on a terminal (it
+    redraws per batch, which a log file would keep line by line; see :mod:`coldrec.progress`)."""
     key = hashlib.sha256(("\x00".join([_model_signature(Path(model_path)), *texts])).encode()).hexdigest()[:24]
     cache_file = settings().cache_dir / "embeddings" / f"{key}.npy"
     if cache and cache_file.exists():
         return np.load(cache_file)
     model = load_encoder(str(model_path))
     vecs = model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
-                        show_progress_bar=progress and len(texts) > 256, convert_to_numpy=True).astype(np.float32)
+                        show_progress_bar=progress and len(texts) > 256 and progress_bars.live(),
+                        convert_to_numpy=True).astype(np.float32)
     if cache:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npy")

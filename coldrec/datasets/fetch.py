@@ -19,8 +19,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm import tqdm
-
+from coldrec import progress
 from coldrec.config import Settings, settings
 from coldrec.datasets.registry import RawDatasetSpec
 from coldrec.errors import DataError, DatasetNotFound
@@ -83,7 +82,7 @@ def _fetch(url: str, dest: Path) -> None:
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {url.rsplit('/', 1)[-1]}") as bar:
+            with progress.bar(total=total, unit="B", unit_scale=True, desc=f"download {url.rsplit('/', 1)[-1]}") as bar:
                 for chunk in iter(lambda: resp.read(1 << 16), b""):
                     out.write(chunk)
                     bar.update(len(chunk))

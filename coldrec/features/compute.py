@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coldrec.dataset import Dataset, atomic_dir
+from coldrec.dataset import Dataset
 from coldrec.features.profile import (
     COUNT_FIELDS,
     apply_event,
@@ -38,6 +38,7 @@ from coldrec.features.profile import (
     set_top_categories,
     split_categories,
 )
+from coldrec.outputs import owned_dir
 
 TABLES = ("user_profile", "item_popularity", "item_attributes")
 POPULARITY_WINDOWS = (7, 30)
@@ -239,11 +240,18 @@ def compute_tables(ds: Dataset, params: dict[str, Any] | None = None) -> tuple[d
     return tables, meta
 
 
-def build_feature_tables(ds: Dataset, out_dir: str | Path, params: dict[str, Any] | None = None) -> FeatureTables:
-    """Compute the feature tables and write them atomically to ``out_dir``."""
+FEATURE_FILES = ("user_profile.parquet", "item_popularity.parquet", "item_attributes.parquet", "meta.json")
+
+
+def build_feature_tables(ds: Dataset, out_dir: str | Path, params: dict[str, Any] | None = None,
+                         inputs: tuple[str | Path | None, ...] = (), force: bool = False) -> FeatureTables:
+    """Compute the feature tables and write them atomically to ``out_dir`` (the output rule of
+    :mod:`coldrec.outputs`: checked before computing)."""
+    from coldrec.outputs import check
+
+    out_dir = check(out_dir, inputs=inputs, force=force, legacy=FEATURE_FILES)
     tables, meta = compute_tables(ds, params)
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with owned_dir(out_dir, stage="build_features", inputs=inputs, force=force, legacy=FEATURE_FILES) as tmp:
         for name, df in tables.items():
             df.to_parquet(tmp / f"{name}.parquet", index=False)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")

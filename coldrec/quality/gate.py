@@ -36,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from coldrec.config import load_params
+from coldrec.config import load_params, settings
 from coldrec.dataset import Dataset
 from coldrec.errors import DataError
 from coldrec.quality import lenient, outputs
@@ -51,15 +51,17 @@ __all__ = ["Outcome", "QualityGateFailed", "ValidationResult", "run_gate", "vali
 
 def run_gate(name: str, raws: dict[str, lenient.RawTable], out_dir: str | Path | None = None,
              params: dict[str, Any] | None = None, run_date: Any = None, previous: dict[str, Any] | None = None,
-             contract_error: str | None = None, fingerprint: Callable[[], str] | None = None) -> ValidationResult:
-    """Validate already-read tables (``raws``: table name -> :class:`~coldrec.quality.lenient.RawTable`)."""
+             contract_error: str | None = None, fingerprint: Callable[[], str] | None = None,
+             inputs: tuple[str | Path | None, ...] = (), force: bool = False) -> ValidationResult:
+    """Validate already-read tables (``raws``: table name -> :class:`~coldrec.quality.lenient.RawTable`).
+    ``inputs``/``force``: the output rule of :mod:`coldrec.outputs`, checked before any expectation runs."""
     t0 = time.perf_counter()
     params = params if params is not None else load_params()
     q = quality_params(params)
     specs = load_specs(severity=q.get("severity"))
     when = resolve_run_date(run_date if run_date is not None else q.get("run_date"))
     target = Path(out_dir) if out_dir else outputs.default_out(name, q)
-    outputs.check_target(target)
+    target = outputs.check_target(target, inputs, force)
     if previous is None:
         previous = outputs.read_previous(target)
     sample_rows = int(q.get("sample_rows", 5))
@@ -115,38 +117,41 @@ def run_gate(name: str, raws: dict[str, lenient.RawTable], out_dir: str | Path |
 
 
 def validate(dataset: Dataset, out_dir: str | Path | None = None, params: dict[str, Any] | None = None,
-             run_date: Any = None, previous: dict[str, Any] | None = None) -> ValidationResult:
+             run_date: Any = None, previous: dict[str, Any] | None = None,
+             inputs: tuple[str | Path | None, ...] = (), force: bool = False) -> ValidationResult:
     """Validate an in-memory (canonical) dataset. ``previous``: the accepted-batch stats to compare
     row counts with (default: ``<out_dir>/accepted.json`` when present; ``{}``: none)."""
     raws = {t: r for t in TABLES if (r := lenient.raw_from_frame(getattr(dataset, t), t, f"{dataset.name}:{t}"))}
-    return run_gate(dataset.name, raws, out_dir, params, run_date, previous, fingerprint=dataset.fingerprint)
+    return run_gate(dataset.name, raws, out_dir, params, run_date, previous, fingerprint=dataset.fingerprint,
+                    inputs=inputs, force=force)
 
 
 def validate_files(events: str | Path, items: str | Path, users: str | Path | None = None, name: str | None = None,
                    out_dir: str | Path | None = None, params: dict[str, Any] | None = None, run_date: Any = None,
-                   previous: dict[str, Any] | None = None) -> ValidationResult:
+                   previous: dict[str, Any] | None = None, force: bool = False) -> ValidationResult:
     """Validate the user's own files, read leniently so every structural break is measured."""
     raws = {"events": lenient.read_raw(events, "events"), "items": lenient.read_raw(items, "items")}
     if users:
         raws["users"] = lenient.read_raw(users, "users")
     name = name or Path(events).parent.name or "custom"
-    return run_gate(name, raws, out_dir, params, run_date, previous)
+    return run_gate(name, raws, out_dir, params, run_date, previous, inputs=(events, items, users), force=force)
 
 
 def validate_source(dataset: str | None = None, events: str | Path | None = None, items: str | Path | None = None,
                     users: str | Path | None = None, data_dir: str | Path | None = None,
                     out_dir: str | Path | None = None, params: dict[str, Any] | None = None,
-                    run_date: Any = None) -> ValidationResult:
+                    run_date: Any = None, force: bool = False) -> ValidationResult:
     """The stage as the CLI / DAG / DVC call it: same data choice as every other command."""
     from coldrec.prepare import _check_choice, default_dataset, load_source
 
     _check_choice(dataset, events, items, users)
     params = params if params is not None else load_params()
     if events and items:  # _check_choice made sure they come together
-        return validate_files(events, items, users, out_dir=out_dir, params=params, run_date=run_date)
+        return validate_files(events, items, users, out_dir=out_dir, params=params, run_date=run_date, force=force)
     name = dataset or default_dataset(params)
     try:
         ds = load_source(dataset=name, data_dir=data_dir, params=params)
     except DataError as exc:
-        return run_gate(name, {}, out_dir, params, run_date, contract_error=str(exc))
-    return validate(ds, out_dir=out_dir, params=params, run_date=run_date)
+        return run_gate(name, {}, out_dir, params, run_date, contract_error=str(exc), force=force)
+    prepared = settings().data_dir / name
+    return validate(ds, out_dir=out_dir, params=params, run_date=run_date, inputs=(prepared,), force=force)

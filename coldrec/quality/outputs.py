@@ -16,12 +16,11 @@ from typing import Any
 import pandas as pd
 
 from coldrec import paths
-from coldrec.dataset import atomic_dir
-from coldrec.errors import ColdrecError
+from coldrec.outputs import MARKER, atomic_dir, check
 from coldrec.quality.report import render_html
 from coldrec.quality.results import ValidationResult, jsonable
 
-OUTPUTS = {"result.json", "report.html", "accepted.json", "quarantine"}
+OUTPUTS = {"result.json", "report.html", "accepted.json", "quarantine", MARKER}
 
 
 def default_out(name: str, q: dict[str, Any]) -> Path:
@@ -29,11 +28,10 @@ def default_out(name: str, q: dict[str, Any]) -> Path:
     return paths.validation_dir(name, q["out_dir"])
 
 
-def check_target(target: Path) -> None:
-    """The output directory is replaced as a whole: refuse one that holds anything else."""
-    if target.exists() and (not target.is_dir() or {p.name for p in target.iterdir()} - OUTPUTS):
-        raise ColdrecError(f"{target}: exists and holds files the gate did not write; the gate replaces its"
-                           " output directory as a whole, so give an empty or new directory (--out)")
+def check_target(target: Path, inputs: tuple[str | Path | None, ...] = (), force: bool = False) -> Path:
+    """The output directory is replaced as a whole: the output rule of :mod:`coldrec.outputs` (a
+    directory holding only the gate's own files, from before markers existed, counts as the gate's)."""
+    return check(target, inputs=inputs, force=force, legacy=OUTPUTS)
 
 
 def read_previous(out_dir: Path) -> dict[str, Any] | None:
@@ -64,3 +62,4 @@ def write(target: Path, result: ValidationResult, quarantine: dict[str, pd.DataF
         result.duration_s = time.perf_counter() - started
         (tmp / "result.json").write_text(json.dumps(jsonable(result.to_dict()), indent=2, default=str), encoding="utf-8")
         (tmp / "report.html").write_text(render_html(result), encoding="utf-8")
+        (tmp / MARKER).write_text(json.dumps({"stage": "validate"}), encoding="utf-8")

@@ -17,7 +17,7 @@ def test_prepare_own_files_writes_canonical_parquet(cli, small_files, tmp_path):
     res = cli("data", "prepare", "--events", small_files["events"], "--items", small_files["items"],
               "--users", small_files["users"], "--out", out)
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == ["events.parquet", "items.parquet", "manifest.json", "users.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [".coldrec", "events.parquet", "items.parquet", "manifest.json", "users.parquet"]
     ev = pd.read_parquet(out / "events.parquet")
     assert len(ev) == 49 and ev["user_id"].nunique() == 6
     assert "users" in res.output and "49" in res.output

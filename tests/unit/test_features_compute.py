@@ -150,7 +150,7 @@ def test_build_writes_atomically(small_files, tmp_path, monkeypatch):
     out = tmp_path / "ft"
     ft = build_feature_tables(ds, out, _params(recent_items=5))
     assert sorted(p.name for p in out.iterdir()) == [
-        "item_attributes.parquet", "item_popularity.parquet", "meta.json", "user_profile.parquet"
+        ".coldrec", "item_attributes.parquet", "item_popularity.parquet", "meta.json", "user_profile.parquet"
     ]
     meta = json.loads((out / "meta.json").read_text())
     assert meta == ft.meta and meta["recent_items"] == 5 and meta["users"] == 6 and meta["items"] == 8
@@ -170,7 +170,7 @@ def test_build_writes_atomically(small_files, tmp_path, monkeypatch):
     before = (out / "meta.json").read_text()
     monkeypatch.setattr(pd.DataFrame, "to_parquet", flaky)
     with pytest.raises(RuntimeError):
-        build_feature_tables(ds, out)
+        build_feature_tables(ds, out, _params(recent_items=5))
     monkeypatch.undo()
     assert (out / "meta.json").read_text() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ft")]

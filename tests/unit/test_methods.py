@@ -114,3 +114,8 @@ def test_segment_popularity_ranks_what_the_shoppers_segment_bought(train):
     assert s[0, odd].min() > s[0, even].max()  # odd users (fr) buy odd items only
     np.testing.assert_allclose(s[1], data.popularity())  # an unknown segment: overall popularity
     assert m.recommend(Profile(attributes={"country": "fr"}), n=1)[0].reason == "popular with shoppers like you (country: fr)"
+
+
+def test_listed_names_are_the_factories():
+    """--help lists methods.NAMES without importing any method; it must say what make() accepts."""
+    assert list(methods.NAMES) == list(methods._factories())

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from coldrec import paths
-from coldrec.dataset import Dataset, atomic_dir
+from coldrec import outputs, paths, progress
+from coldrec.dataset import Dataset
+from coldrec.errors import DataError
 from coldrec.params import typed
 from coldrec.recommender import Recommender, TrainData
 from training import methods as method_registry
@@ -25,6 +25,7 @@ from training.evaluation.metrics import bootstrap_ci, top_n, user_metrics
 from training.evaluation.splits import QUERY, Split, make_split
 
 CUTOFFS = (10, 20)
+REPORT_FILES = ("metrics.json", "report.html", "ndcg_vs_k.png")  # what an evaluation directory holds
 BATCH = 256
 
 
@@ -111,14 +112,27 @@ def overall(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = None, split: str | None = None,
              seed: int | None = None, methods: list[str] | None = None,
              extra_methods: dict[str, Callable[[], Recommender]] | None = None,
-             on_method: Callable[[str, float], None] | None = None) -> dict[str, Any]:
-    """Run the protocol; returns the metrics document (also written to ``out_dir``)."""
+             on_method: Callable[[str, float], None] | None = None,
+             inputs: tuple[str | Path | None, ...] = (), force: bool = False) -> dict[str, Any]:
+    """Run the protocol; returns the metrics document (also written to ``out_dir``).
+
+    The output location is checked before any fitting (:mod:`coldrec.outputs`), and a split in
+    which no test user can be scored is an error before any fitting too: an empty table is no
+    result, and it must never replace a previous good ``metrics.json``."""
     p = typed(params)
     ep = p.evaluation
     seed = int(seed if seed is not None else p.seed)
     seed_everything(seed)
+    target = outputs.check(Path(out_dir) if out_dir else paths.evaluation_dir(ds.name, split or ep.split),
+                           inputs=inputs, force=force, legacy=REPORT_FILES)
     s = split_for(ds, params, split, seed)
     train = TrainData.build(s.train_events, ds.items, seed=seed, protocol=s.name, users=ds.users)
+    scorable = sum(1 for cases in s.cases.values() for c in cases if train.known(c.targets))
+    if not scorable:
+        n_test = len({c.user_id for cases in s.cases.values() for c in cases})
+        raise DataError(f"evaluate {ds.name}/{s.name}: no test user can be scored ({n_test} test users, "
+                        f"{train.n_items} catalogue items): none has a later item that is in the catalogue. "
+                        "Do the events' item ids match the items' ids (same type and spelling)?")
     names = methods or list(ep.methods or method_registry.available())
     extra = extra_methods or {}
     factories: dict[str, Callable[[], Recommender]] = {
@@ -127,7 +141,7 @@ def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = N
     rows: list[dict[str, Any]] = []
     timing: dict[str, dict[str, float]] = {}
     n_boot = ep.bootstrap
-    for name, factory in (bar := tqdm(factories.items(), desc=f"evaluate {ds.name}/{s.name}", unit="method")):
+    for name, factory in (bar := progress.bar(factories.items(), desc=f"evaluate {ds.name}/{s.name}", unit="method")):
         bar.set_postfix_str(name)
         t0 = time.perf_counter()
         model = factory().fit(train)
@@ -137,6 +151,8 @@ def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = N
         timing[name] = {"fit_s": round(t1 - t0, 2), "score_s": round(time.perf_counter() - t1, 2)}
         if on_method:
             on_method(name, time.perf_counter() - t0)
+    if not rows:
+        raise DataError(f"evaluate {ds.name}/{s.name}: no method scored any test user; nothing written")
     doc = {
         "dataset": ds.name,
         "split": s.name,
@@ -149,10 +165,9 @@ def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = N
         "overall": overall(rows),
         "timing": timing,
     }
-    target = Path(out_dir) if out_dir else paths.evaluation_dir(ds.name, s.name)
     from training.evaluation.report import write_report
 
-    with atomic_dir(target) as tmp:
+    with outputs.owned_dir(target, stage="evaluate", inputs=inputs, force=force, legacy=REPORT_FILES) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
         write_report(doc, tmp)
     doc["out_dir"] = str(target)

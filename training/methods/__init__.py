@@ -5,8 +5,10 @@ from collections.abc import Callable
 from typing import Any
 
 from coldrec.errors import ConfigError
-from coldrec.params import section_dict
+from coldrec.params import METHOD_NAMES, section_dict
 from coldrec.recommender import Recommender
+
+NAMES = METHOD_NAMES  # tests/unit/test_methods.py checks they match the factories below
 
 
 def _factories() -> dict[str, Callable[[dict[str, Any]], Recommender]]:
@@ -32,7 +34,7 @@ def _factories() -> dict[str, Callable[[dict[str, Any]], Recommender]]:
 
 
 def available() -> list[str]:
-    return list(_factories())
+    return list(NAMES)
 
 
 def make(name: str, params: dict[str, Any]) -> Recommender:

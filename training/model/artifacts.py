@@ -18,10 +18,11 @@ import numpy as np
 
 from coldrec import paths
 from coldrec.config import settings
-from coldrec.dataset import atomic_dir
 from coldrec.errors import ColdrecError
+from coldrec.outputs import owned_dir
 from coldrec.runtime.version import (
     ENCODER_DIR,
+    FILES,
     INT8_DIR,
     ITEM_VECTORS,
     attach_int8,
@@ -50,14 +51,27 @@ def version_id(data_fingerprint: str, params: dict[str, Any], code: str) -> str:
     return "v-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def version_target(out_dir: str | Path | None, data_fingerprint: str, params: dict[str, Any],
+                   models: str | Path | None = None) -> tuple[str, Path]:
+    """(version name, directory): ``out_dir`` as given, else ``models/<version>``. Known before fitting,
+    so the output location can be checked before minutes of work."""
+    used = {k: params.get(k) for k in ("seed", "encoder", "model")}
+    version = version_id(data_fingerprint, used, code_version())
+    return version, Path(out_dir) if out_dir else Path(models or paths.models_root()) / version
+
+
+VERSION_FILES = (*FILES, INT8_DIR, f"{INT8_DIR}.rejected")
+
+
 def save_model(model, out_dir: str | Path | None, data_fingerprint: str, params: dict[str, Any],
-               extra_metadata: dict[str, Any] | None = None, models: str | Path | None = None) -> Path:
-    """Write the version to ``out_dir``, else to ``models/<version>`` (default ``artifacts/models``)."""
+               extra_metadata: dict[str, Any] | None = None, models: str | Path | None = None,
+               inputs: tuple[str | Path | None, ...] = (), force: bool = False) -> Path:
+    """Write the version to ``out_dir``, else to ``models/<version>`` (default ``artifacts/models``),
+    under the output rule of :mod:`coldrec.outputs`."""
     code = code_version()
     used = {k: params.get(k) for k in ("seed", "encoder", "model")}
-    version = version_id(data_fingerprint, used, code)
-    target = Path(out_dir) if out_dir else Path(models or paths.models_root()) / version
-    with atomic_dir(target) as tmp:
+    version, target = version_target(out_dir, data_fingerprint, params, models)
+    with owned_dir(target, stage="train", inputs=inputs, force=force, legacy=VERSION_FILES, what="model version") as tmp:
         getattr(model, "st_fp32", model.st).save(str(tmp / ENCODER_DIR))  # quantized: fp32 here, int8 below
         np.save(tmp / ITEM_VECTORS, getattr(model, "item_vecs_fp32", model.item_vecs))
         if hasattr(model, "st_fp32"):

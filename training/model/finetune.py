@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from coldrec import progress as progress_bars
 from coldrec.params import FinetuneParams
 from coldrec.runtime.blend import recency_weights
 
@@ -87,7 +87,8 @@ class PartialEncoder:
         """Hidden states after the frozen layers, for every text (kept on the CPU, float16)."""
         self.bert.eval()
         out = []
-        for s in tqdm(range(0, len(input_ids), batch), desc="cache frozen layers", disable=not progress, leave=False):
+        starts = range(0, len(input_ids), batch)
+        for s in progress_bars.bar(starts, desc="cache frozen layers", disable=not progress, leave=False):
             ids, m = input_ids[s:s + batch].to(self.device), am[s:s + batch].to(self.device)
             h = self.bert.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
             mask = self._mask(h, m)
@@ -170,7 +171,7 @@ def finetune(st_model, texts: list[str], seqs: list[np.ndarray], cfg: FinetunePa
         result.history.append({"step": 0, "val": result.best_score})
         best_state = [p.detach().clone() for p in params]
     bad = 0
-    bar = tqdm(total=cfg.max_steps, desc="fine-tune encoder", disable=not progress or not seqs)
+    bar = progress_bars.bar(total=cfg.max_steps, desc="fine-tune encoder", disable=not progress or not seqs)
     step = 0
     for step in range(1, cfg.max_steps + 1 if seqs else 1):
         for layer in enc.bert.encoder.layer[enc.split:]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from coldrec.dataset import atomic_dir
+from coldrec.outputs import atomic_dir
 from coldrec.runtime.version import INT8_DIR, ITEM_VECTORS
 from training.model.artifacts import load_model
 from training.quantize.int8 import FidelityError, catalogue_texts, item_max_length, quantize_encoder, quantize_settings
