@@ -20,6 +20,7 @@ from coldrec import paths
 from coldrec.config import settings
 from coldrec.errors import ColdrecError
 from coldrec.outputs import owned_dir
+from coldrec.progress import quiet_library_bars
 from coldrec.runtime.version import (
     ENCODER_DIR,
     FILES,
@@ -120,7 +121,8 @@ def load_model(model_dir: str | Path, params: dict[str, Any] | None = None, quan
     merged = version_params(read_metadata(d), params)
     model = read_into(ColdrecModel(merged), d)
     try:
-        model.st = SentenceTransformer(str(d / ENCODER_DIR), device="cpu")
+        with quiet_library_bars():
+            model.st = SentenceTransformer(str(d / ENCODER_DIR), device="cpu")
     except Exception as exc:  # many libraries, many error types: name the version and the cause
         raise ColdrecError(f"{d}: corrupt model version ({type(exc).__name__}: {exc})") from None
     if quantized is None and not (d / INT8_DIR).exists():

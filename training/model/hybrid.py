@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from coldrec.params import typed
+from coldrec.progress import quiet_library_bars
 from coldrec.recommender import TrainData
 from coldrec.runtime.blend import QUERY_BUCKET, bucket_of, profile_matrix
 from coldrec.runtime.scorer import ColdrecRuntime
@@ -47,7 +48,8 @@ class ColdrecModel(ColdrecRuntime):
 
         super().fit(train)
         self.texts = item_texts(train.items, self.template, self.max_chars)
-        self.st = SentenceTransformer(str(self.model_path), device="cpu")  # a private copy: fine-tuned in place
+        with quiet_library_bars():  # no "Loading weights" redraws in a log file
+            self.st = SentenceTransformer(str(self.model_path), device="cpu")  # a private copy: fine-tuned in place
         protocol = train.protocol if self.cfg.validation == "auto" else self.cfg.validation
         self.protocol = protocol
         val = validation_split(train, protocol, self.cfg.validation_fraction, self.cfg.max_validation_users)
