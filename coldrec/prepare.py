@@ -12,7 +12,7 @@ from typing import Any
 
 from coldrec import datasets, outputs
 from coldrec.config import load_params, settings
-from coldrec.dataset import Dataset, from_files, load_prepared, save
+from coldrec.dataset import PREPARED_FILES, Dataset, from_files, load_prepared, save
 from coldrec.errors import ColdrecError
 from coldrec.params import typed
 
@@ -71,7 +71,8 @@ def prepare(dataset: str | None = None, events: str | Path | None = None, items:
     _check_choice(dataset, events, items, users)
     params = params if params is not None else load_params()
     inputs = [events, items, users]
-    target = outputs.check(Path(out) if out else default_target(dataset, events, params), inputs=inputs, force=force)
+    target = outputs.check(Path(out) if out else default_target(dataset, events, params), inputs=inputs, force=force,
+                           legacy=PREPARED_FILES)
     ds = build(dataset, events, items, users, data_dir, params)
     ds.report["params"] = _params_for(ds.name, params)
     return ds, save(ds, target, inputs=inputs, force=force)
