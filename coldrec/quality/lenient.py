@@ -11,13 +11,14 @@ Typed columns per table (all others are kept as they are):
 
 events  user_id, item_id (str or None), event_type (stripped, lower case), timestamp
         (datetime64[ns, UTC], NaT when missing or unparseable), value (float, NaN when missing or
-        not a number), value_raw (the value as written, for the "is a number" expectation), query
+        not a number), value_raw (the value as written, for the "is a number" expectation), query;
+        plus repeat_of (the first row an event repeats, see :func:`repeat_of`; the duplicates
+        expectations)
 items   item_id, title (str or None), price (float), price_raw
 users   user_id
 """
 from __future__ import annotations
 
-import lzma
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,16 @@ import pandas as pd
 
 from coldrec import coercion
 from coldrec.errors import DataError
-from coldrec.schema import EVENT_REQUIRED, ITEM_REQUIRED, USER_REQUIRED, check_input_path, decompressed_bytes, read_table
+from coldrec.schema import (
+    EVENT_REQUIRED,
+    ITEM_REQUIRED,
+    USER_REQUIRED,
+    check_input_path,
+    csv_header,
+    csv_text,
+    duplicated_names,
+    read_table,
+)
 
 REQUIRED = {"events": EVENT_REQUIRED, "items": ITEM_REQUIRED, "users": USER_REQUIRED}
 
@@ -42,19 +52,24 @@ class RawTable:
 
 
 def _empty_frame(path: Path, is_csv: bool) -> pd.DataFrame | None:
-    """A zero-row frame (with the header's columns, if any) when the file holds no rows, else None."""
+    """A zero-row frame (with the header's columns, if any) when the file holds no rows, else None
+    (also when it cannot be read: :func:`~coldrec.schema.read_table` then says why)."""
     if path.stat().st_size == 0:
         return pd.DataFrame()
     if is_csv:
         try:
-            lines = [ln for ln in decompressed_bytes(path).decode("utf-8-sig").splitlines() if ln.strip()]
-        except (UnicodeDecodeError, OSError, EOFError, lzma.LZMAError):
+            text = csv_text(path)
+            lines = [ln for ln in text.splitlines() if ln.strip()]
+            if not lines:
+                return pd.DataFrame()
+            if len(lines) > 1:
+                return None
+            names = csv_header(str(path), text)
+        except DataError:
             return None
-        if not lines:
-            return pd.DataFrame()
-        if len(lines) == 1:
-            return pd.DataFrame(columns=[c.strip() for c in lines[0].split(",")], dtype=object)
-        return None
+        if duplicated_names(names):
+            return None
+        return pd.DataFrame(columns=[n for n in names if n], dtype=object)
     try:
         df = pd.read_parquet(path)
     except Exception:  # noqa: BLE001 - a corrupt file is reported as unreadable by read_table
@@ -96,6 +111,28 @@ def _number_and_written(col: pd.Series) -> tuple[pd.Series, pd.Series]:
     return coercion.numbers(col).column, coercion.text(col).column
 
 
+EVENT_KEY = ["user_id", "item_id", "event_type", "timestamp"]  # what makes two events the same event
+
+
+def repeat_of(events: pd.DataFrame) -> pd.Series:
+    """Per row of a typed events frame: the row number (1-based, as in samples) of the *first*
+    event with the same (user_id, item_id, event_type, timestamp) when this row repeats it, else
+    NaN. So a group of k identical events counts k - 1 duplicates, and ``events.duplicates``'
+    percentage is "events that repeat an earlier one, of all events". Rows missing a user,
+    type or time are not compared (they fail their own expectation); a missing item (a search)
+    is compared as a value."""
+    out = pd.Series(float("nan"), index=events.index, dtype="float64")
+    comparable = events[["user_id", "event_type", "timestamp"]].notna().all(axis=1)
+    key = events.loc[comparable, EVENT_KEY]
+    if key.empty:
+        return out
+    rows = pd.Series(range(len(key)), index=key.index)
+    first = rows.groupby([key[c] for c in EVENT_KEY], dropna=False, sort=False).transform("first")
+    repeats = first != rows
+    out[repeats[repeats].index] = key.index[first[repeats].to_numpy()].to_numpy() + 1.0
+    return out
+
+
 def typed(raw: RawTable) -> pd.DataFrame:
     """The frame the expectations run on; same index as ``raw.frame`` (its row numbers)."""
     df = raw.frame if raw.frame is not None else pd.DataFrame()
@@ -112,6 +149,8 @@ def typed(raw: RawTable) -> pd.DataFrame:
             out["value"], out["value_raw"] = _number_and_written(df["value"])
         if "query" in df.columns:
             out["query"] = coercion.text(df["query"]).column
+        if set(EVENT_KEY) <= set(out.columns):
+            out["repeat_of"] = repeat_of(out)
     elif raw.table == "items":
         if "item_id" in df.columns:
             out["item_id"] = coercion.ids(df["item_id"]).column

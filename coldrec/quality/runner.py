@@ -19,6 +19,7 @@ from coldrec.quality.lenient import RawTable
 from coldrec.quality.references import JOINED
 from coldrec.quality.results import Outcome, jsonable
 from coldrec.quality.suites import TABLES, Skip, Spec
+from coldrec.schema import column_hint
 
 RESULT_FORMAT = {"result_format": "COMPLETE", "partial_unexpected_count": 20, "return_unexpected_index_query": False}
 
@@ -113,6 +114,18 @@ def _not_runnable(spec: Spec, frame: pd.DataFrame, table: str, values: dict[str,
     return None
 
 
+def _repeats(frame: pd.DataFrame, n: int) -> str:
+    """What the duplicates expectations' percentage is of, and the first repeat (``repeat_of``)."""
+    total = len(frame)
+    pct = 100.0 * n / total if total else 0.0
+    text = (f"{n:,} of {total:,} events ({pct:.3g}%) repeat an earlier event's (user_id, item_id, event_type,"
+            " timestamp); a group of k identical events counts k - 1")
+    first = frame["repeat_of"].dropna()
+    if len(first):
+        text += f"; e.g. row {int(first.index[0]) + 1} repeats row {int(first.iloc[0])}"
+    return text
+
+
 def run_suite(table: str, specs: list[Spec], frame: pd.DataFrame, raw: RawTable, values: dict[str, Any],
               sample_rows: int) -> list[Outcome]:
     """One Outcome per spec, in suite order: ``frame`` is the typed table, ``raw`` the delivered one."""
@@ -148,6 +161,7 @@ def _evaluate(table: str, runnable: list[Spec], frame: pd.DataFrame, raw: RawTab
         warnings.simplefilter("ignore")
         res = batch.validate(suite, result_format=RESULT_FORMAT,
                              expectation_parameters={k: values[k] for k in keys})
+    specs = {s.name: s for s in runnable}
     spec_types = {s.name: s.type for s in runnable}
     for r in res.results:
         o = outcomes[r.expectation_config.meta["name"]]
@@ -166,11 +180,13 @@ def _evaluate(table: str, runnable: list[Spec], frame: pd.DataFrame, raw: RawTab
             o.observed_value = present  # as delivered (not the gate's helper columns)
             absent = ((result.get("details") or {}).get("mismatched") or {}).get("missing")
             if absent and not err:
-                o.details = f"missing column(s): {', '.join(map(str, absent))}"
+                o.details = f"missing column(s): {', '.join(map(str, absent))}{column_hint(present, list(absent))}"
         if "unexpected_index_list" in result:
             o.rows = [int(i) for i in result["unexpected_index_list"]]
             if o.failed:
                 o.samples = _samples(raw, o.rows, sample_rows)
+        if specs[o.name].kwargs.get("column") == "repeat_of" and not err and o.unexpected_count is not None:
+            o.details = _repeats(frame, o.unexpected_count)
         if o.status == "failed" and o.name.endswith("user_id.distinct"):
             top = frame["user_id"].value_counts().head(3)
             if len(top):

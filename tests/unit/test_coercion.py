@@ -46,10 +46,24 @@ CASES = [
     ("blank", "", MISSING, MISSING, MISSING, MISSING),
     ("whitespace", "  \t ", MISSING, MISSING, MISSING, MISSING),
     ("padded text", " x ", "x", BAD, BAD, "x"),
-    ("NULL text", "NULL", "NULL", BAD, BAD, "NULL"),
-    ("None text", "None", "None", BAD, BAD, "None"),
-    ("nan text", "nan", "nan", BAD, BAD, "nan"),
-    ("NaT text", "NaT", "NaT", BAD, BAD, "NaT"),
+    # null markers (coercion.NULL_TOKENS) are missing *ids*; elsewhere they are text as written
+    ("NULL text", "NULL", MISSING, BAD, BAD, "NULL"),
+    ("None text", "None", MISSING, BAD, BAD, "None"),
+    ("nan text", "nan", MISSING, BAD, BAD, "nan"),
+    ("NaT text", "NaT", MISSING, BAD, BAD, "NaT"),
+    ("null text", " null ", MISSING, BAD, BAD, "null"),
+    ("NA text", "NA", MISSING, BAD, BAD, "NA"),
+    ("N/A text", "n/a", MISSING, BAD, BAD, "n/a"),
+    ("#N/A text", "#N/A", MISSING, BAD, BAD, "#N/A"),
+    ("<NA> text", "<NA>", MISSING, BAD, BAD, "<NA>"),
+    ("nil text", "NIL", MISSING, BAD, BAD, "NIL"),
+    ("not a marker", "NAN-7", "NAN-7", BAD, BAD, "NAN-7"),
+    # an id written from a float is the integer id, as text or as a float
+    ("float-written id text", "17850.0", "17850", BAD, 17850.0, "17850.0"),
+    ("float-written id text, zeros", "-3.00", "-3", BAD, -3.0, "-3.00"),
+    ("leading zeros kept", "007", "007", BAD, 7.0, "007"),
+    ("huge float", 1e20, BAD, BAD, 1e20, "1e+20"),
+    ("float at 2**53", float(2**53), "9007199254740992", BAD, float(2**53), "9007199254740992.0"),
     ("true text", "true", "true", BAD, BAD, "true"),
     ("inf text", "inf", "inf", BAD, BAD, "inf"),
     ("inf float", float("inf"), BAD, BAD, BAD, "inf"),
@@ -57,6 +71,15 @@ CASES = [
     ("epoch text, fraction", "1709287200.5", "1709287200.5", T0 + pd.Timedelta(milliseconds=500), 1709287200.5,
      "1709287200.5"),
     ("epoch text, out of range", "99999999999", "99999999999", BAD, 99999999999.0, "99999999999"),
+    ("epoch ms text", "1709287200123", "1709287200123", T0 + pd.Timedelta(milliseconds=123), 1709287200123.0,
+     "1709287200123"),
+    ("epoch ms text, fraction", "1709287200123.5", "1709287200123.5", T0 + pd.Timedelta(microseconds=123500),
+     1709287200123.5, "1709287200123.5"),
+    ("int ms", 1709287200123, "1709287200123", T0 + pd.Timedelta(milliseconds=123), 1709287200123.0, "1709287200123"),
+    ("12 digits", "170928720012", "170928720012", BAD, 170928720012.0, "170928720012"),
+    ("16 digits (microseconds)", "1709287200123456", "1709287200123456", BAD, 1709287200123456.0, "1709287200123456"),
+    ("negative epoch text", "-86400", "-86400", BAD, -86400.0, "-86400"),
+    ("year 9999", "9999-12-31", "9999-12-31", BAD, BAD, "9999-12-31"),
     ("padded number", " 3 ", "3", BAD, 3.0, "3"),
     ("exponent", "1e3", "1e3", BAD, 1000.0, "1e3"),
     ("signed", "-2.5", "-2.5", BAD, -2.5, "-2.5"),
@@ -84,6 +107,10 @@ TYPED = [
      [pd.Timestamp("1970-01-01 00:00:01.5", tz=UTC), BAD], [1.5, BAD], ["1.5", "inf"]),
     ("nullable int column", pd.Series([17850, None], dtype="Int64"), ["17850", MISSING], [T17850, MISSING],
      [17850.0, MISSING], ["17850", MISSING]),
+    ("int column, ms and negative", pd.Series([1709287200123, -1]), ["1709287200123", "-1"],
+     [T0 + pd.Timedelta(milliseconds=123), BAD], [1709287200123.0, -1.0], ["1709287200123", "-1"]),
+    ("float column, huge", pd.Series([1e20, 1709287200123.0]), [BAD, "1709287200123"],
+     [BAD, T0 + pd.Timedelta(milliseconds=123)], [1e20, 1709287200123.0], ["1e+20", "1709287200123.0"]),
     ("datetime column", pd.Series(pd.to_datetime(["2024-03-01 10:00", None])), ["2024-03-01 10:00:00", MISSING],
      [T0, MISSING], [BAD, MISSING], ["2024-03-01 10:00:00", MISSING]),
     ("string column", pd.Series([" 7 ", None], dtype="string"), ["7", MISSING], [BAD, MISSING], [7.0, MISSING],
@@ -131,7 +158,7 @@ def _missing(v: object) -> bool:
 def test_strict_and_lenient_agree(kind, col, expected):
     column, bad_message, missing_message = KINDS[kind]
     df = _events(column, col)
-    given = bool(coercion.present(col).iloc[0])
+    given = bool(coercion.present(col, ids=kind == "id").iloc[0])
     lenient = typed(RawTable("events", "t.parquet", df))[column].iloc[0]
     lenient_bad = given and _missing(lenient)
     strict = _strict(df)
@@ -198,5 +225,27 @@ def test_strict_messages_name_file_column_and_row():
     assert "t.parquet, column 'user_id', row 1: True is not an id" in str(_strict(df))
     df = _events("value", pd.Series([np.float64("inf")]))
     assert "t.parquet, column 'value', row 1: inf is not a number" in str(_strict(df))
+    expected = "(expected ISO-8601, Unix seconds (9-11 digits) or Unix milliseconds (13 digits))"
     df = _events("timestamp", pd.Series(["99999999999"]))
-    assert "cannot parse '99999999999' as a timestamp (expected ISO-8601 or Unix seconds)" in str(_strict(df))
+    assert ("cannot parse '99999999999' as a timestamp: outside the supported time range 1677-09-21 .. 2262-04-11 "
+            + expected) in str(_strict(df))
+    for value, why in (("-86400", "a negative Unix time (before 1970)"),
+                       ("170928720012", "12 digits: neither Unix seconds (9-11 digits) nor Unix milliseconds"),
+                       ("1709287200123456", "16 digits look like Unix microseconds, which are not read"),
+                       ("9999-12-31", "year 9999 is outside the supported time range")):
+        assert f"cannot parse {value!r} as a timestamp: {why}" in str(_strict(_events("timestamp", pd.Series([value]))))
+    assert "cannot parse 'lots' as a timestamp " + expected in str(_strict(_events("timestamp", pd.Series(["lots"]))))
+    df = _events("user_id", pd.Series([" NULL "]))
+    assert "t.parquet, column 'user_id', row 1: empty id ('NULL' is read as a missing id)" in str(_strict(df))
+    df = _events("item_id", pd.Series([1e20]))
+    assert "column 'item_id', row 1: 1e+20 is not an id (a float id beyond 2**53 has lost digits" in str(_strict(df))
+
+
+def test_ids_join_whatever_the_column_type():
+    """The same ids as int64, float (with a gap), nullable Int64, object and text all give the same strings."""
+    want = ["17850", "2", None]
+    for col in (pd.Series([17850.0, 2.0, np.nan]), pd.Series([17850, 2, None], dtype="Int64"),
+                pd.Series([17850, 2, None], dtype=object), pd.Series(["17850", " 2 ", "NULL"]),
+                pd.Series(["17850.0", "2", ""], dtype="string")):
+        assert coercion.ids(col).column.tolist() == want, col
+    assert coercion.ids(pd.Series([17850, 2])).column.tolist() == want[:2]

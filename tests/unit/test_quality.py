@@ -111,7 +111,7 @@ def test_clean_files_pass_and_outputs_are_written(tmp_path):
     r = _run(tmp_path, users=users)
     assert r.status == "passed", _failed(r)
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["accepted.json", "report.html", "result.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".coldrec", "accepted.json", "report.html", "result.json"]
     doc = json.loads((out / "result.json").read_text())
     assert doc["status"] == "passed" and doc["success"] and doc["counts"]["critical_failed"] == 0
     assert doc["tables"]["events"]["rows"] == 49 and doc["tables"]["users"]["rows"] == 6
@@ -310,6 +310,103 @@ def test_refuses_to_replace_a_directory_it_does_not_own(tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
-    with pytest.raises(ColdrecError, match="holds files the gate did not write"):
+    with pytest.raises(ColdrecError, match=r"mine: exists and was not written by coldrec \(holds notes.txt\)"):
         validate_files(f["events"], f["items"], out_dir=mine, params=P, run_date=RUN)
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+# -- malformed inputs: the gate counts what the strict reader refuses (issue 15) -----------------
+
+def _ms(ev: pd.DataFrame) -> pd.DataFrame:
+    """The same events with Unix-millisecond timestamps (13 digits)."""
+    ts = pd.to_datetime(ev["timestamp"], utc=True)
+    return ev.assign(timestamp=(ts.astype("int64") // 10**6).astype(str))
+
+
+def _set(column: str, rows: list[int], value: str):
+    def f(df: pd.DataFrame) -> pd.DataFrame:
+        df = df.copy()
+        df.loc[rows, column] = value
+        return df
+    return f
+
+
+@pytest.mark.parametrize("events, items, failing", [
+    (_set("user_id", [1, 4, 9], "NULL"), None, {"events.user_id.not_null": 3}),
+    (_set("item_id", [2], " none "), None, {"events.item_id.not_null": 1}),
+    (None, _set("item_id", [3], "N/A"), {"items.item_id.not_null": 1}),
+    (_set("timestamp", [5], "170928720012"), None, {"events.timestamp.parseable": 1}),
+    (_set("timestamp", [6, 7], "-86400"), None, {"events.timestamp.parseable": 2}),
+    (_set("timestamp", [8], "9999-12-31"), None, {"events.timestamp.parseable": 1}),
+    (_set("value", [3], "inf"), None, {"events.value.numeric": 1}),
+    (None, _set("price", [0], "Infinity"), {"items.price.numeric": 1}),
+    (_ms, None, {}),  # 13 digits are milliseconds: no unparseable time, no false "massive duplicates"
+], ids=["NULL-user", "none-item", "NA-catalogue-id", "12-digit-time", "negative-epoch", "year-9999", "inf-value",
+        "inf-price", "millisecond-times"])
+def test_malformed_values_are_counted_by_their_expectation(tmp_path, events, items, failing):
+    ev = make_events() if events is None else events(make_events())
+    it = make_items() if items is None else items(make_items().astype({"price": object}))
+    r = _run(tmp_path, events=ev, items=it)
+    counted = {o.name: o.unexpected_count for o in r.outcomes if o.failed and o.severity == "critical"}
+    assert counted == failing
+    assert r.status == ("failed" if failing else "passed"), _failed(r)
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"user_id,item_id,event_type,timestamp,timestamp\nu1,i1,view,2024-01-01,2024-01-02\n",
+     "duplicated column name(s) in the header: 'timestamp' (columns 4 and 5)"),
+    (b"user_id,item_id,event_type,timestamp,timestamp\n", "duplicated column name(s) in the header: 'timestamp'"),
+    (None, "not CSV text: looks like gzip-compressed data: name it .csv.gz"),
+    (b"user_id,item_id,event_type,timestamp\nu1,i1,view,2024-01-01,x\nu2,i2,view,2024-01-02,y\n",
+     "line 2 has 5 fields, the header has 4"),
+], ids=["duplicated-header", "duplicated-header-only", "gzip-named-csv", "rows-longer-than-header"])
+def test_unreadable_tables_name_the_reason(tmp_path, content, says):
+    import gzip
+
+    f = _files(tmp_path)
+    original = f["events"].read_bytes()
+    f["events"].write_bytes(gzip.compress(original) if content is None else content)
+    before = f["events"].read_bytes()
+    r = validate_files(f["events"], f["items"], out_dir=tmp_path / "out", params=P, run_date=RUN)
+    o = r.outcome("events.readable")
+    assert r.status == "failed" and o.failed and o.severity == "critical" and says in o.details
+    assert f["events"].read_bytes() == before
+
+
+def test_wrong_delimiter_is_explained_in_the_columns_check(tmp_path):
+    f = _files(tmp_path)
+    make_events().to_csv(f["events"], index=False, sep=";")
+    o = _run_files(tmp_path, f).outcome("events.columns")
+    assert o.failed and "missing column(s): " in o.details and "looks ';'-separated" in o.details
+
+
+def _run_files(tmp_path, f):
+    return validate_files(f["events"], f["items"], out_dir=tmp_path / "out", params=P, run_date=RUN)
+
+
+def test_duplicates_count_the_repeats_not_the_originals(tmp_path):
+    ev = make_events()
+    ev = pd.concat([ev, ev.iloc[[3]], ev.iloc[[3]]], ignore_index=True)  # one event three times: 2 repeats
+    r = _run(tmp_path, events=ev)
+    o = r.outcome("events.duplicates")
+    assert o.failed and o.severity == "warning" and r.status == "passed_with_warnings"
+    assert (o.unexpected_count, o.element_count, o.unexpected_percent) == (2, 51, round(100 * 2 / 51, 4))
+    assert [s["_row"] for s in o.samples] == [50, 51]  # the copies, not the first occurrence
+    assert "2 of 51 events (3.92%) repeat an earlier event's" in o.details and "row 50 repeats row 4" in o.details
+    assert r.outcome("events.duplicates.massive").status == "passed"
+    q = pd.read_csv(tmp_path / "out" / "quarantine" / "events.csv", dtype=str)
+    assert list(q["_row"]) == ["50", "51"]  # the first occurrence stays in the batch, unflagged
+
+
+def test_int64_parquet_events_join_a_csv_catalogue(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    ev = pd.DataFrame({"user_id": [17850, 13047, 12583], "item_id": pd.Series([85123, 71053, 85123], dtype="int64"),
+                       "event_type": ["view", "purchase", "view"],
+                       "timestamp": [1704067200, 1704070800, 1704074400], "value": [None, 2.0, None]})
+    ev.to_parquet(d / "events.parquet", index=False)
+    (d / "items.csv").write_text("item_id,title\n85123,mug\n71053.0,lamp\n")
+    params = params_with({"quality": {"events": {"min_distinct_users": 2}}})
+    r = validate_files(d / "events.parquet", d / "items.csv", out_dir=tmp_path / "out", params=params, run_date=RUN)
+    assert r.outcome("events.item_id.in_catalogue").status == "passed"
+    assert r.outcome("events.item_id.in_catalogue_all").status == "passed"
