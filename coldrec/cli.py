@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ def _terminate(signum: int, _frame: Any) -> None:
 
 @app.callback()
 def _main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
+        signal.signal(signal.SIGTERM, _terminate)
 
 
 @app.command("prepare", hidden=True)
