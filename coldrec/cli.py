@@ -244,9 +244,10 @@ def features_apply(
     online: str | None = OnlineOpt,
     repo: Path | None = RepoOpt,
     features_data: Path | None = typer.Option(None, "--features-data", help="Feature tables directory (default: data/features/<dataset>)."),
+    force: bool = ForceOpt,
 ) -> None:
     """Render a copy of features/ for the dataset and online store, then `feast apply` it."""
-    res = stages.apply_features(dataset, out=repo, online=online, features_data=features_data)
+    res = stages.apply_features(dataset, out=repo, online=online, features_data=features_data, force=force)
     r = res.summary
     console.print(f"applied project [bold]{r['project']}[/] ({r['online']}) in [bold]{res.path}[/]: {', '.join(r['feature_views'])}")
 

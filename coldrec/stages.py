@@ -142,16 +142,26 @@ def feature_repo(dataset: str | None, params: dict[str, Any] | None = None, onli
     return name, online, Path(repo) if repo else paths.feast_repo_dir(name, online)
 
 
+FEAST_REPO_FILES = ("definitions.py", ".feastignore", "feature_store.yaml", "registry.db", "online_store.db")
+
+
 def apply_features(dataset: str | None = None, params: dict[str, Any] | None = None, out: str | Path | None = None,
-                   online: str | None = None, features_data: str | Path | None = None) -> StageResult:
-    """Render a copy of ``features/`` for the dataset and online store at ``out`` and ``feast apply`` it."""
+                   online: str | None = None, features_data: str | Path | None = None,
+                   force: bool = False) -> StageResult:
+    """Render a copy of ``features/`` for the dataset and online store at ``out`` and ``feast apply`` it.
+    The copy is updated in place (its registry and online store persist), so the output rule is the
+    ownership one: a folder coldrec did not render is refused unless ``force``."""
+    from coldrec import outputs
+    from coldrec.features.repo import declarations_dir
     from coldrec.features.store import setup_store
 
     params = _params(params)
     name, online, repo = feature_repo(dataset, params, online, out)
+    outputs.check(repo, inputs=(declarations_dir(), features_data), force=force, legacy=FEAST_REPO_FILES, what="--repo")
 
     def go() -> StageResult:
         store = setup_store(name, online=online, features_data=features_data, repo=repo, params=params)
+        (repo / outputs.MARKER).write_text('{"stage": "apply_features"}', encoding="utf-8")
         views = [fv.name for fv in store.list_feature_views()]
         return StageResult("apply_features", repo, {"dataset": name, "project": store.project, "online": online,
                                                     "feature_views": views}, store)

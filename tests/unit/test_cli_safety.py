@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import make_events, make_items, params_with
+from tests.conftest import ROOT, make_events, make_items, params_with
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Case:
     changes: tuple[str, ...] = ()  # sandbox paths the command may create or change (relative)
     check: Callable[[Path], None] = lambda box: None
     env: dict[str, str] = field(default_factory=dict)
+    cwd_repo: bool = False  # run in the checkout instead of the sandbox (paths relative to the repo)
 
 
 def _mine(box: Path) -> None:
@@ -142,6 +143,10 @@ CASES = [
          "exists and was not written by coldrec", _mine),
     Case("features-out-inside-input-folder", ["features", "build", *OWN, "--out", "{box}/byod"], 2,
          "contains an input"),
+    Case("features-apply-repo-user-folder", ["features", "apply", "--repo", "{box}/mine"], 2,
+         "--repo {box}/mine: exists and was not written by coldrec", _mine),
+    Case("features-apply-repo-is-the-declarations", ["features", "apply", "--repo", "features"], 2,
+         "features: is an input of this command", cwd_repo=True),
     Case("train-out-user-folder-refused-before-fitting", ["train", *OWN, "--out", "{box}/mine"], 2,
          "model version {box}/mine: exists and was not written by coldrec", _mine),
     Case("train-out-is-input-file", ["train", *OWN, "--out", "{box}/byod/items.csv"], 2, "is an input"),
@@ -222,8 +227,8 @@ def box(tmp_path) -> Path:
 def test_cli_case(case: Case, box: Path):
     case.setup(box)
     before = _snapshot(box)
-    out = subprocess.run(_argv(case.args, box), capture_output=True, text=True, cwd=box, env=_env(box, case.env),
-                         timeout=300)
+    out = subprocess.run(_argv(case.args, box), capture_output=True, text=True, cwd=ROOT if case.cwd_repo else box,
+                         env=_env(box, case.env), timeout=300)
     text = " ".join((out.stdout + out.stderr).split())  # rich wraps long lines
     assert out.returncode == case.rc, text
     assert case.says.replace("{box}", str(box)) in text
