@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from coldrec.config import load_params
 from coldrec.outputs import atomic_dir
 from coldrec.runtime.version import INT8_DIR, ITEM_VECTORS
 from training.model.artifacts import load_model
@@ -19,6 +20,7 @@ def quantize_version(model_dir: str | Path, params: dict[str, Any] | None = None
     """Stage ``quantize``: write ``<version>/encoder_int8/`` (int8 encoder, int8 item vectors,
     fidelity report) beside the fp32 encoder. Below the fidelity gate nothing is installed and the
     report is left in ``<version>/encoder_int8.rejected/``."""
+    params = load_params() if params is None else params
     s = quantize_settings(params)
     d = Path(model_dir)
     model = load_model(d, params, quantized=False)
