@@ -15,7 +15,6 @@ the fp32 loader that fine-tuning and quantization need live at fit time.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,6 @@ from coldrec.runtime.onnx_encoder import OnnxEncoder
 from coldrec.runtime.parts import ArrivalHistory, CollaborativeParts
 from coldrec.runtime.scorer import ColdrecRuntime
 
-log = logging.getLogger(__name__)
-
 ENCODER_DIR = "encoder"
 INT8_DIR = "encoder_int8"
 ITEM_VECTORS = "item_vectors.npy"
@@ -42,9 +39,10 @@ SERVING_FILES = (ITEM_VECTORS, "items.parquet", "collab.npz", "weights.json", "m
 
 def check_files(d: Path, files: tuple[str, ...] = FILES) -> None:
     missing = [f for f in files if not (d / f).exists()]
+    if missing == [INT8_DIR]:
+        raise ColdrecError(f"{d}: the version has no int8 encoder ({INT8_DIR}/ missing): run `coldrec quantize --model {d}`")
     if missing:
-        hint = " (run `coldrec quantize`)" if missing == [INT8_DIR] else ""
-        raise ColdrecError(f"{d}: not a coldrec model version (missing {', '.join(missing)}){hint}")
+        raise ColdrecError(f"{d}: not a coldrec model version (missing {', '.join(missing)})")
 
 
 def read_metadata(model_dir: str | Path) -> dict[str, Any]:
