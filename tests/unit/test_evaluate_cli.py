@@ -89,3 +89,24 @@ def test_bootstrap_zero_turns_intervals_off(cli, shop, tmp_path, monkeypatch):
     rows = [r for r in json.loads((out / "metrics.json").read_text())["results"] if r["metric"] == "ndcg@10"]
     assert rows and all(r["ci95"] is None for r in rows)
     assert "[0." not in (out / "report.html").read_text().split("<table>", 2)[1]  # no interval printed
+
+
+def test_compare_finds_every_differing_row_and_prints_the_table(tmp_path, capsys):
+    import json
+
+    from training.evaluation.compare import main
+
+    row = lambda m, k, sig, v: {"method": m, "k": k, "signal": sig, "metric": "ndcg@10", "value": v,  # noqa: E731
+                                "n_users": 10, "ci95": [v - 0.01, v + 0.01]}
+    a = {"split_info": {"n": 1}, "results": [row("pop", 0, "none", 0.1), row("pop", 1, "items", 0.2),
+                                             row("pop", 0, "query", 0.3)]}
+    b = json.loads(json.dumps(a))
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    assert main([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| pop | 0.1000 | 0.2000 | - | - | 0.3000 |" in out and "values differing: 0" in out
+    b["results"][1]["value"] = 0.2 + 1e-12  # invisible at 4 digits, still a difference
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    assert main([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 1
+    assert "values differing: 1" in capsys.readouterr().out
