@@ -6,26 +6,21 @@ it. Priors lift every top item alike, so they explain none of them unless nothin
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from coldrec.recommender import Profile
+from coldrec.recommender import Profile, TrainData
 from coldrec.runtime.attributes import like_you
 from coldrec.runtime.blend import COMPONENTS, PERSONAL_COMPONENTS
 from coldrec.runtime.parts import CollaborativeParts, utc_ns
 
-if TYPE_CHECKING:
-    from coldrec.runtime.scorer import ColdrecRuntime
 
-
-def explain(model: ColdrecRuntime, profile: Profile, item: int, comps: dict[str, np.ndarray], w: dict[str, float],
-            text_vec: np.ndarray | None, seeds: tuple[np.ndarray, np.ndarray] | None) -> str:
+def explain(data: TrainData, parts: CollaborativeParts, item_vecs: np.ndarray, history: int, profile: Profile,
+            item: int, comps: dict[str, np.ndarray], w: dict[str, float], text_vec: np.ndarray | None,
+            seeds: tuple[np.ndarray, np.ndarray] | None) -> str:
     """The reason for ``item`` given the blend's components for this one profile (row 0)."""
     contrib = {c: w.get(c, 0.0) * comps[c][0, item] for c in COMPONENTS if w.get(c)}
-    known = model.train.known(profile.items)[-model.cfg.history:]
-    titles = model.train.items["title"]
-    parts = model.parts
+    known = data.known(profile.items)[-history:]
+    titles = data.items["title"]
     asked = (f"your search '{profile.query}'" if profile.query
              else f"your interests ({', '.join(profile.interests)})")
     # the shopper's own signal first: priors lift every top item alike and explain none of them
@@ -42,9 +37,9 @@ def explain(model: ColdrecRuntime, profile: Profile, item: int, comps: dict[str,
             if links and max(links) > 0:
                 return f"often bought with '{titles.iat[seeds[0][int(np.argmax(links))]]}', a match for {asked}"
         elif driver == "enc" and (known or text_vec is not None):
-            sims = {f"similar to '{titles.iat[j]}'": float(model.item_vecs[j] @ model.item_vecs[item]) for j in known}
+            sims = {f"similar to '{titles.iat[j]}'": float(item_vecs[j] @ item_vecs[item]) for j in known}
             if text_vec is not None:
-                sims[f"matches {asked}"] = float(text_vec @ model.item_vecs[item])
+                sims[f"matches {asked}"] = float(text_vec @ item_vecs[item])
             return max(sims, key=sims.get)
         elif driver == "new":
             return "new arrival"

@@ -161,7 +161,8 @@ class ColdrecRuntime(Recommender):
         if bucket_of(len(self.train.known(profile.items)), profile.has_text()) == "0":
             order = diverse(order, self.item_vecs, n, self.cfg.diversity_max_cosine)
         return [Recommendation(str(self.train.item_ids[i]), float(s[i]),
-                               reasons.explain(self, profile, i, comps, w, text_vec, seeds)) for i in order[:n]]
+                               reasons.explain(self.train, self.parts, self.item_vecs, self.cfg.history, profile, i,
+                                               comps, w, text_vec, seeds)) for i in order[:n]]
 
 
 def diverse(order: list[int], vecs: np.ndarray, n: int, max_cos: float) -> list[int]:

@@ -3,8 +3,8 @@
 Why: a cycle makes import order matter (a half-initialised module, an ImportError that depends on
 which entry point ran first) and hides which module owns what; a function-level import only
 postpones the cycle to the first call, so it counts too. The graph is read from the source
-(``ast``): every ``import`` / ``from ... import`` anywhere in a module, except under
-``if TYPE_CHECKING:``; ``from pkg import name`` is an edge to ``pkg.name`` when that is a
+(``ast``): every ``import`` / ``from ... import`` anywhere in a module, ``if TYPE_CHECKING:``
+bodies included; ``from pkg import name`` is an edge to ``pkg.name`` when that is a
 module, else to ``pkg``. Only edges between modules of these packages count.
 """
 from __future__ import annotations
@@ -35,30 +35,10 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
 def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
-    """Every import statement, at any depth, except the body of ``if TYPE_CHECKING:``."""
-    found: list[ast.Import | ast.ImportFrom] = []
-
-    def walk(node: ast.AST) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child.test):
-                for sub in child.orelse:  # the else branch does run
-                    walk_stmt(sub)
-                continue
-            walk_stmt(child)
-
-    def walk_stmt(node: ast.AST) -> None:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            found.append(node)
-        walk(node)
-
-    walk(tree)
-    return found
+    """Every import statement, at any depth, ``if TYPE_CHECKING:`` bodies included: a circle that
+    only type hints close is still two modules that each need the other."""
+    return [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
 
 
 def _targets(module: str, path: Path, node: ast.Import | ast.ImportFrom, modules: dict[str, Path]) -> set[str]:
