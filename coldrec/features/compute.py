@@ -38,7 +38,7 @@ from coldrec.features.profile import (
     set_top_categories,
     split_categories,
 )
-from coldrec.outputs import owned_dir
+from coldrec.outputs import check, owned_dir
 
 TABLES = ("user_profile", "item_popularity", "item_attributes")
 POPULARITY_WINDOWS = (7, 30)
@@ -247,8 +247,6 @@ def build_feature_tables(ds: Dataset, out_dir: str | Path, params: dict[str, Any
                          inputs: tuple[str | Path | None, ...] = (), force: bool = False) -> FeatureTables:
     """Compute the feature tables and write them atomically to ``out_dir`` (the output rule of
     :mod:`coldrec.outputs`: checked before computing)."""
-    from coldrec.outputs import check
-
     out_dir = check(out_dir, inputs=inputs, force=force, legacy=FEATURE_FILES)
     tables, meta = compute_tables(ds, params)
     with owned_dir(out_dir, stage="build_features", inputs=inputs, force=force, legacy=FEATURE_FILES) as tmp:

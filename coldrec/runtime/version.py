@@ -65,12 +65,12 @@ def version_params(meta: dict[str, Any], params: dict[str, Any] | None = None) -
     return with_overrides(params, meta.get("params") or {})
 
 
-def read_into(model: ColdrecRuntime, model_dir: str | Path) -> ColdrecRuntime:
+def read_into(model: ColdrecRuntime, model_dir: str | Path, meta: dict[str, Any]) -> ColdrecRuntime:
     """Fill ``model`` with a version's catalogue, collaborative parts, weights and fp32 item vectors
-    (no encoder: the caller attaches one). A missing or corrupt file is a clear error."""
+    (no encoder: the caller attaches one); ``meta``: its :func:`read_metadata`. A missing or
+    corrupt file is a clear error."""
     d = Path(model_dir)
     try:
-        meta = json.loads((d / "metadata.json").read_text(encoding="utf-8"))
         items = pd.read_parquet(d / "items.parquet")
         vecs = np.load(d / ITEM_VECTORS)
         z = np.load(d / "collab.npz")
@@ -131,7 +131,8 @@ def load_version(model_dir: str | Path, params: dict[str, Any] | None = None) ->
     """A version ready to serve: collaborative parts + the int8 encoder and its item vectors."""
     d = Path(model_dir)
     check_files(d, SERVING_FILES)
-    merged = version_params(read_metadata(d), params)
+    meta = read_metadata(d)
+    merged = version_params(meta, params)
     p = typed(merged)
-    model = read_into(ColdrecRuntime(p.model, p.encoder.item_template, p.encoder.max_chars), d)
+    model = read_into(ColdrecRuntime(p.model, p.encoder.item_template, p.encoder.max_chars), d, meta)
     return attach_int8(model, d, merged)

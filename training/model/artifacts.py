@@ -118,8 +118,8 @@ def load_model(model_dir: str | Path, params: dict[str, Any] | None = None, quan
 
     d = Path(model_dir)
     check_files(d)
-    merged = version_params(read_metadata(d), params)
-    model = read_into(ColdrecModel(merged), d)
+    meta = read_metadata(d)
+    model = read_into(ColdrecModel(version_params(meta, params)), d, meta)
     try:
         with quiet_library_bars():
             model.st = SentenceTransformer(str(d / ENCODER_DIR), device="cpu")
@@ -128,5 +128,5 @@ def load_model(model_dir: str | Path, params: dict[str, Any] | None = None, quan
     if quantized is None and not (d / INT8_DIR).exists():
         log.warning("%s: no %s/ (run `coldrec quantize`); serving the fp32 encoder", d, INT8_DIR)
     elif quantized is None or quantized:
-        attach_int8(model, d, params if params is not None else merged)
+        attach_int8(model, d, params if params is not None else model.params)
     return model
