@@ -38,13 +38,26 @@ class ArrivalHistory:
             return out
         cache: dict[tuple[int, int], np.ndarray] = {}
         for r, at in enumerate(ats):
-            end = self.ns[-1] if at is None else min(utc_ns(at), int(self.ns[-1]))
-            hi = int(np.searchsorted(self.ns, end, side="right"))
-            lo = 0 if days is None else int(np.searchsorted(self.ns, end - int(float(days) * 86_400e9)))
-            if (lo, hi) not in cache:
-                cache[(lo, hi)] = np.log1p(np.bincount(self.idx[lo:hi], minlength=self.n_items)).astype(np.float32)
-            out[r] = cache[(lo, hi)]
+            key = self.window(at, days)
+            if key not in cache:
+                cache[key] = self.counts(key)
+            out[r] = cache[key]
         return out
+
+    def window(self, at: Any, days: float | None | str = "fitted") -> tuple[int, int]:
+        """The slice of first interactions an arrival at ``at`` counts (a cache key: every shopper
+        arriving after the training period shares one)."""
+        days = self.days if days == "fitted" else days
+        if not len(self.ns):
+            return (0, 0)
+        end = self.ns[-1] if at is None else min(utc_ns(at), int(self.ns[-1]))
+        hi = int(np.searchsorted(self.ns, end, side="right"))
+        lo = 0 if days is None else int(np.searchsorted(self.ns, end - int(float(days) * 86_400e9)))
+        return (lo, hi)
+
+    def counts(self, window: tuple[int, int]) -> np.ndarray:
+        lo, hi = window
+        return np.log1p(np.bincount(self.idx[lo:hi], minlength=self.n_items)).astype(np.float32)
 
 
 def utc_ns(at: Any) -> int:
