@@ -6,6 +6,8 @@ has logic of its own.
 from __future__ import annotations
 
 import functools
+import json
+import os
 import signal
 import sys
 import threading
@@ -334,6 +336,41 @@ def quantize_cmd(
     t.add_row("size fp32 / int8", f"{sizes.get('fp32', 0) / 1e6:.1f} MB / {sizes.get('int8', 0) / 1e6:.1f} MB")
     console.print(t)
     console.print(f"wrote [bold]{res.path}[/] (model.onnx, item_vectors.npy, fidelity.json, fidelity.html)")
+
+
+@app.command("index")
+@user_errors
+def index_cmd(
+    model: Path | None = typer.Option(None, "--model", "-m", help="A model version directory (default: the current version)."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Dataset (default: params.yaml data.default_dataset)."),
+    milvus_uri: str | None = typer.Option(None, "--milvus-uri", help="Milvus Lite .db path or server URI."),
+    promote: bool = typer.Option(False, "--promote", help="Also point the dataset's production alias at it."),
+) -> None:
+    """Build the version's item collection in Milvus (vectors + filter fields; HNSW index)."""
+    with console.status("building the item collection..."):
+        res = stages.index(model, dataset=dataset, uri=milvus_uri, promote=promote)
+    console.print_json(json.dumps(res.to_dict(), default=str))
+
+
+@app.command("serve")
+@user_errors
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default; 0.0.0.0 exposes it)."),
+    port: int = typer.Option(3000, "--port", "-p", min=1, max=65535, help="HTTP port."),
+    version: str | None = typer.Option(
+        None, "--version", "-v", help="Serve this version only (default: follow the promoted one as it changes)."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Dataset whose models to serve (default: params.yaml)."),
+    milvus_uri: str | None = typer.Option(
+        None, "--milvus-uri", help="Milvus Lite .db path or server URI (default: <data_dir>/milvus/coldrec.db)."),
+) -> None:
+    """Run the HTTP service (BentoML) on the promoted model version: /recommend, /similar-items,
+    /profile, /feedback, /healthz, /readyz, /metrics. Set COLDREC_API_KEY to require a key."""
+    env = stages.serve_env(dataset=dataset, version=version, milvus_uri=milvus_uri)
+    console.print(f"serving [bold]{env['COLDREC_MODEL']}[/] on http://{host}:{port} (ready when /readyz answers 200)")
+    sys.stdout.flush()
+    argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:Coldrec", "--host", host, "--port", str(port),
+            "--working-dir", env["COLDREC_HOME"]]
+    os.execvpe(sys.executable, argv, {**os.environ, **env})
 
 
 def main() -> None:  # pragma: no cover - console entry point

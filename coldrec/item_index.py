@@ -102,6 +102,14 @@ def _schema(dim: int):
     return s
 
 
+def index_params(serving) -> dict[str, Any]:
+    """Milvus index parameters from ``params.yaml``'s ``serving`` section."""
+    if serving.index_type == "FLAT":
+        return {"index_type": "FLAT", "metric_type": "COSINE", "params": {}}
+    return {"index_type": "HNSW", "metric_type": "COSINE",
+            "params": {"M": serving.hnsw_m, "efConstruction": serving.hnsw_ef_construction}}
+
+
 def build_collection(c, name: str, items: pd.DataFrame, vecs: np.ndarray, bought: np.ndarray,
                      index_params: dict[str, Any] | None = None, force: bool = False, progress=None) -> dict[str, Any]:
     """Create collection ``name`` with every catalogue item; idempotent: a complete collection

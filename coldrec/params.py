@@ -214,6 +214,19 @@ class QuantizeParams:
 
 
 @dataclass(frozen=True)
+class ServingParams:
+    ann_candidates: int
+    neighbour_candidates: int
+    prior_candidates: int
+    index_type: str
+    hnsw_m: int
+    hnsw_ef_construction: int
+    threads: int
+    max_body_bytes: int
+    reload_seconds: float
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     data: DataParams
@@ -224,13 +237,14 @@ class Params:
     quality: QualityParams
     features: FeaturesParams
     quantize: QuantizeParams
+    serving: ServingParams
 
 
 # The methods the evaluation can run (training/methods/ builds them; a test keeps both lists equal).
 # Here because the CLI lists them in --help and params.yaml's evaluation.methods is checked against
 # them, neither of which should import a method (that would pull in torch).
 METHOD_NAMES = ("popularity", "segment_popularity", "item_knn", "zero_shot", "implicit_als", "implicit_bpr", "lightfm",
-                "coldrec", "coldrec_fp32")
+                "coldrec", "coldrec_fp32", "coldrec_served")
 
 # Values a key may take, where the type alone does not say (checked after conversion).
 CHOICES: dict[str, tuple[Any, ...]] = {
@@ -238,6 +252,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "model.validation": ("auto", "time", "users", "warm"),
     "features.online_store": ("sqlite", "redis"),
     "quantize.mode": ("dynamic", "static"),
+    "serving.index_type": ("HNSW", "FLAT"),
 }
 
 

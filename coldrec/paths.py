@@ -39,6 +39,12 @@ def evaluation_dir(dataset: str, split: str) -> Path:
     return settings().root / "reports" / "evaluation" / dataset / split
 
 
+def milvus_uri() -> str:
+    """The item index: ``$COLDREC_MILVUS_URI`` (a Milvus server ``http://host:19530`` or a Milvus
+    Lite ``.db`` path), else Milvus Lite under the data dir."""
+    return os.environ.get("COLDREC_MILVUS_URI") or str(settings().data_dir / "milvus" / "coldrec.db")
+
+
 def models_root() -> Path:
     return settings().root / "artifacts" / "models"
 

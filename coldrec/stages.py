@@ -251,5 +251,61 @@ def evaluate(source: Source | str | None = None, params: dict[str, Any] | None =
     return _timed("evaluate", go)
 
 
+def index(model: str | Path | None = None, params: dict[str, Any] | None = None, dataset: str | None = None,
+          uri: str | None = None, promote: bool = False) -> StageResult:
+    """The version's item collection in Milvus (built once; rebuilt only if incomplete), and with
+    ``promote`` the dataset's production alias pointed at it. Serving builds it too when missing;
+    this stage lets a pipeline build it ahead of a promotion."""
+    from coldrec import item_index
+    from coldrec.runtime.version import load_version
+
+    params = _params(params)
+    dataset = dataset or typed(params).data.default_dataset
+    target = paths.resolve_model(model) if model else paths.current_version(paths.models_dir(dataset))
+    uri = uri or paths.milvus_uri()
+
+    def go() -> StageResult:
+        import numpy as np
+
+        runtime = load_version(target, params)
+        if uri.endswith(".db"):
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        c = item_index.client(uri)
+        name = item_index.collection_name(dataset, target.name)
+        info = item_index.build_collection(c, name, runtime.train.items, runtime.item_vecs,
+                                           np.asarray(runtime.parts.pop) > 0, item_index.index_params(typed(params).serving))
+        previous = item_index.point_alias(c, item_index.alias_name(dataset), name) if promote else None
+        return StageResult("index", Path(uri), {"dataset": dataset, "version": target.name, **info,
+                                                "alias": item_index.alias_name(dataset) if promote else None,
+                                                "previous": previous})
+
+    return _timed("index", go)
+
+
+def serve_env(dataset: str | None = None, version: str | None = None, milvus_uri: str | None = None,
+              params: dict[str, Any] | None = None) -> dict[str, str]:
+    """The environment the service reads (serving/service.py): which models, which index, which
+    feature store. Checked here, so ``coldrec serve`` fails with a clear message, not a server log."""
+    from coldrec.config import settings
+
+    params = _params(params)
+    dataset = dataset or typed(params).data.default_dataset
+    models = paths.models_dir(dataset)
+    model = models / version if version else models
+    if version:
+        from coldrec.runtime.version import SERVING_FILES, check_files
+
+        if not model.is_dir():
+            raise ColdrecError(f"--version {version}: no such version in {models}")
+        check_files(model, SERVING_FILES)
+    else:
+        paths.current_version(models)
+    repo = paths.feast_repo_dir(dataset, typed(params).features.online_store)
+    return {"COLDREC_MODEL": str(model), "COLDREC_DATASET": dataset, "COLDREC_MILVUS_URI": milvus_uri or paths.milvus_uri(),
+            "COLDREC_FEAST_REPO": str(repo) if (repo / "feature_store.yaml").exists() else "",
+            "COLDREC_HOME": str(settings().root)}
+
+
 STAGES = {"prepare": prepare, "validate": validate, "build_features": build_features, "apply_features": apply_features,
-          "materialize": materialize, "train": train, "quantize": quantize, "evaluate": evaluate}
+          "materialize": materialize, "train": train, "quantize": quantize, "evaluate": evaluate,
+          "index": index}

@@ -13,7 +13,7 @@ NAMES = METHOD_NAMES  # tests/unit/test_methods.py checks they match the factori
 
 def _factories() -> dict[str, Callable[[dict[str, Any]], Recommender]]:
     from training.methods.baselines import ItemKNN, Popularity, SegmentPopularity
-    from training.methods.coldrec import ColdrecVariant
+    from training.methods.coldrec import ColdrecVariant, ServedVariant
     from training.methods.peers import ImplicitALS, ImplicitBPR, LightFMHybrid
     from training.methods.zero_shot import ZeroShotEncoder
 
@@ -30,6 +30,7 @@ def _factories() -> dict[str, Callable[[dict[str, Any]], Recommender]]:
         "lightfm": lambda p: LightFMHybrid(section(p, "lightfm")),
         "coldrec": lambda p: ColdrecVariant(p, quantized=True),  # as served: int8 encoder (quantize.enabled)
         "coldrec_fp32": lambda p: ColdrecVariant(p, quantized=False),  # the same fitted model, fp32 encoder
+        "coldrec_served": lambda p: ServedVariant(p),  # the int8 model ranked as the service ranks (Milvus candidates)
     }
 
 

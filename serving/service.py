@@ -1,0 +1,96 @@
+"""The BentoML service: a thin HTTP adapter over :class:`serving.engine.Engine`.
+
+Run it with ``coldrec serve`` (or ``bentoml serve serving.service:Coldrec``). Configuration by
+environment, so a Bento and a checkout run it alike: ``COLDREC_MODEL`` (a models folder, which
+is followed as versions are promoted, or one version), ``COLDREC_MILVUS_URI``,
+``COLDREC_FEAST_REPO`` (empty: no user lookups, no feedback), ``COLDREC_DATASET``,
+``COLDREC_API_KEY``.
+
+Why sync APIs on threads: the work is NumPy, ONNX Runtime and gRPC calls to Milvus, which
+release the GIL for most of their time; BentoML's default for a sync API is one thread, which
+serialises every request. ``serving.threads`` in params.yaml sets the pool (see benchmarks/).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import bentoml
+from bentoml.exceptions import InvalidArgument, ServiceUnavailable
+
+from coldrec.config import load_params
+from coldrec.errors import ColdrecError
+from coldrec.params import typed
+from serving.engine import Engine, NotReady, Unavailable
+from serving.http import Guard
+from serving.schemas import FeedbackRequest, RecommendRequest, ShopperSignals, SimilarRequest
+
+log = logging.getLogger("coldrec.serving")
+_SERVING = typed(load_params()).serving
+
+
+def _engine_from_env() -> Engine:
+    env = os.environ.get
+    return Engine.from_settings(model=env("COLDREC_MODEL") or None, milvus_uri=env("COLDREC_MILVUS_URI") or None,
+                                feast_repo=env("COLDREC_FEAST_REPO"), dataset=env("COLDREC_DATASET") or None)
+
+
+@bentoml.service(name="coldrec", workers=1, threads=_SERVING.threads, traffic={"timeout": 30})
+class Coldrec:
+    def __init__(self) -> None:
+        self.engine = _engine_from_env()
+        self.load_error: str | None = None
+        threading.Thread(target=self._load, name="coldrec-load", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            self.engine.load()
+            self.engine.watch(_SERVING.reload_seconds)
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz and the log, never a crash loop
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.error("coldrec: cannot load the model: %s", self.load_error)
+
+    def __is_ready__(self) -> bool:
+        return self.engine.ready
+
+    def _call(self, fn, arg) -> dict[str, Any]:
+        try:
+            return fn(arg)
+        except (NotReady, Unavailable) as exc:
+            log.warning("503: %s", exc)
+            raise ServiceUnavailable(str(exc)) from None
+        except ColdrecError as exc:
+            raise InvalidArgument(str(exc)) from None
+
+    @bentoml.api(route="/recommend", input_spec=RecommendRequest)
+    def recommend(self, **body: Any) -> dict[str, Any]:
+        """Top-k items for a shopper (known user id, recent items, a query, interests, attributes or nothing)."""
+        return self._call(self.engine.recommend, RecommendRequest.model_validate(body))
+
+    @bentoml.api(route="/similar-items", input_spec=SimilarRequest)
+    def similar_items(self, **body: Any) -> dict[str, Any]:
+        """Items to show beside one item."""
+        return self._call(self.engine.similar, SimilarRequest.model_validate(body))
+
+    @bentoml.api(route="/profile", input_spec=ShopperSignals)
+    def profile(self, **body: Any) -> dict[str, Any]:
+        """The readable profile the model builds from the same signals /recommend takes."""
+        return self._call(self.engine.profile, ShopperSignals.model_validate(body))
+
+    @bentoml.api(route="/feedback", input_spec=FeedbackRequest)
+    def feedback(self, **body: Any) -> dict[str, Any]:
+        """An event from the app (view, click, add_to_cart, purchase, search, rate), pushed to the
+        Feast online store: the next /recommend for that user id uses it."""
+        return self._call(self.engine.feedback, FeedbackRequest.model_validate(body).model_dump())
+
+    @bentoml.api(route="/version", input_spec=None)
+    def version(self) -> dict[str, Any]:
+        """Which model version and item collection answer right now."""
+        s = self.engine.snapshot() if self.engine.ready else None
+        return {"model_version": s.version if s else None, "collection": s.collection if s else None,
+                "dataset": self.engine.dataset, "ready": s is not None, "load_error": self.load_error}
+
+
+Coldrec.add_asgi_middleware(Guard, max_body_bytes=_SERVING.max_body_bytes)

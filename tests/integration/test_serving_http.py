@@ -1,0 +1,243 @@
+"""The real service over HTTP: a BentoML server process on loopback, a real int8 model version,
+a real Milvus Lite collection and a real Feast SQLite online store, all on small generated data.
+
+One server for the module (start-up costs seconds): it requires an API key, so every call
+below sends one and the key test checks what happens without it. A promotion (the ``current``
+pointer moved to another version) runs last.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from coldrec.recommender import TrainData
+from tests.conftest import ROOT, make_items, params_with
+from tests.unit.test_model import TINY_OVERRIDES, _shop_events, _shop_users
+
+KEY = "test-key-" + uuid.uuid4().hex[:8]
+TINY = params_with(TINY_OVERRIDES)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _versions(base: Path) -> Path:
+    """Two versions of one int8 model (v1 current, v2 a copy to promote) and a Feast store."""
+    from coldrec.dataset import from_files
+    from coldrec.features.compute import build_feature_tables
+    from coldrec.features.materialization import materialize
+    from coldrec.features.repo import apply, render_repo
+    from coldrec.paths import set_current
+    from training import methods
+    from training.model.artifacts import save_model
+
+    events, items, users = _shop_events(), make_items(8), _shop_users()
+    events.to_csv(base / "events.csv", index=False)
+    items.to_csv(base / "items.csv", index=False)
+    users.to_csv(base / "users.csv", index=False)
+    ds = from_files(base / "events.csv", base / "items.csv", base / "users.csv", name="shop")
+    build_feature_tables(ds, base / "features", TINY)
+    repo = render_repo(base / "repo", project=f"crserve_{uuid.uuid4().hex[:8]}", online="sqlite")
+    materialize(apply(repo, base / "features"))
+
+    model = methods.make("coldrec", TINY).fit(TrainData.build(ds.events, ds.items, seed=3, users=ds.users))
+    models = base / "models" / "shop"
+    save_model(model, models / "v1", "fp-test", TINY)
+    shutil.copytree(models / "v1", models / "v2")
+    set_current(models, "v1")
+    return repo
+
+
+def call(base: str, route: str, body=None, key: str | None = KEY, raw: bytes | None = None,
+         headers: dict | None = None, method: str = "POST") -> tuple[int, dict | list | str]:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    h = {"Content-Type": "application/json", **({"X-API-Key": key} if key else {}), **(headers or {})}
+    req = urllib.request.Request(base + route, data=data, headers=h, method=method if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            text = r.read().decode()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        text, status = e.read().decode(), e.code
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("serve")
+    repo = _versions(base)
+    port = _free_port()
+    env = {**os.environ, "COLDREC_MODEL": str(base / "models" / "shop"), "COLDREC_DATASET": "shop",
+           "COLDREC_MILVUS_URI": str(base / "milvus" / "coldrec.db"), "COLDREC_FEAST_REPO": str(repo),
+           "COLDREC_API_KEY": KEY, "COLDREC_DATA_DIR": str(base / "data")}
+    log = open(base / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:Coldrec", "--host", "127.0.0.1",
+                             "--port", str(port), "--working-dir", str(ROOT)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            assert proc.poll() is None, (base / "server.log").read_text()[-3000:]
+            try:
+                if call(url, "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("server not ready in 180 s:\n" + (base / "server.log").read_text()[-3000:])
+        yield {"url": url, "base": base, "log": base / "server.log"}
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+        log.close()
+
+
+def test_health_and_readiness_need_no_key(server):
+    assert call(server["url"], "/healthz", key=None) == (200, {"status": "ok"})
+    assert call(server["url"], "/readyz", key=None)[0] == 200
+    status, text = call(server["url"], "/metrics", key=None)
+    assert status == 200 and "bentoml" in str(text)
+
+
+def test_api_key_is_required(server):
+    body = {"recent_items": ["i0"]}
+    status, out = call(server["url"], "/recommend", body, key=None)
+    assert status == 401 and "API key" in out["error"]
+    assert call(server["url"], "/recommend", body, key="wrong")[0] == 401
+    assert call(server["url"], "/recommend", body, key=None, headers={"Authorization": f"Bearer {KEY}"})[0] == 200
+
+
+def test_recommend_for_a_cold_shopper_with_recent_items(server):
+    status, out = call(server["url"], "/recommend", {"recent_items": [{"item_id": "i0", "event_type": "purchase"}, "i2",
+                                                                      "no-such-item"], "k": 3})
+    assert status == 200, out
+    assert out["strategy"] == "cold_start_items" and out["model_version"] == "v1"
+    assert out["ignored_items"] == ["no-such-item"] and len(out["recommendation_id"]) == 32
+    assert len(out["items"]) == 3 and not {"i0", "i2"} & {i["item_id"] for i in out["items"]}
+    for it in out["items"]:
+        assert it["title"].startswith("item number") and it["reason"] and isinstance(it["score"], float)
+    # the even-taste items were bought with i0 and i2: they lead
+    assert out["items"][0]["item_id"] in {"i4", "i6"}
+
+
+@pytest.mark.parametrize("body, strategy", [
+    ({"query": "item number 5"}, "query"),
+    ({"interests": ["lighting"]}, "interests"),
+    ({"attributes": {"country": "France"}}, "attributes"),
+    ({}, "fallback_popular"),
+    ({"user_id": "never-seen"}, "fallback_popular"),
+])
+def test_every_kind_of_signal_names_its_strategy(server, body, strategy):
+    status, out = call(server["url"], "/recommend", body)
+    assert status == 200, out
+    assert out["strategy"] == strategy and len(out["items"]) >= 3
+    assert all(i["reason"] for i in out["items"])
+
+
+def test_filters_and_exclusions_hold_for_every_item(server):
+    status, out = call(server["url"], "/recommend", {"recent_items": ["i0"], "k": 8, "exclude": ["i4"],
+                                                     "filters": {"categories": ["kitchen", "Toys"], "price_max": 7.0}})
+    assert status == 200, out
+    items = {i["item_id"] for i in out["items"]}
+    # kitchen (i0, i4) or toys (i2, i6), price <= 7.0 (drops i6), minus the shopper's i0 and the excluded i4
+    assert items == {"i2"}
+    status, out = call(server["url"], "/recommend", {"k": 8, "filters": {"price_min": 7.0}})
+    assert status == 200 and {i["item_id"] for i in out["items"]} <= {"i6", "i7"}
+
+
+def test_similar_items_and_profile(server):
+    status, out = call(server["url"], "/similar-items", {"item_id": "i1", "k": 3})
+    assert status == 200, out
+    assert "i1" not in {i["item_id"] for i in out["items"]} and out["items"][0]["item_id"] in {"i3", "i5", "i7"}
+    status, out = call(server["url"], "/similar-items", {"item_id": "nope"})
+    assert status == 400 and "item_id" in json.dumps(out) and "nope" in json.dumps(out)
+    status, out = call(server["url"], "/profile", {"recent_items": ["i1", "zzz"], "query": "lamp"})
+    assert status == 200, out
+    assert out["ignored_items"] == ["zzz"] and any("search 'lamp'" in b for b in out["based_on"])
+
+
+def test_feedback_reaches_the_next_recommendation(server):
+    user = "shopper-" + uuid.uuid4().hex[:6]
+    before = call(server["url"], "/recommend", {"user_id": user})[1]
+    assert before["strategy"] == "fallback_popular"
+    status, out = call(server["url"], "/feedback", {"user_id": user, "event_type": "purchase", "item_id": "i1"})
+    assert status == 200 and out["accepted"] and out["events"] == 1
+    after = call(server["url"], "/recommend", {"user_id": user, "k": 3})[1]
+    assert after["strategy"] == "known_user"
+    assert "i1" not in {i["item_id"] for i in after["items"]}
+    assert after["items"][0]["item_id"] in {"i3", "i5", "i7"}
+    assert call(server["url"], "/profile", {"user_id": user})[1]["known_user"] is True
+    status, out = call(server["url"], "/feedback", {"user_id": user, "event_type": "purchase", "item_id": "ghost"})
+    assert status == 400 and "ghost" in json.dumps(out)
+
+
+@pytest.mark.parametrize("route, body, needle", [
+    ("/recommend", {"k": 0}, "k"),
+    ("/recommend", {"k": "ten"}, "k"),
+    ("/recommend", {"k": 101}, "k"),
+    ("/recommend", {"recent_items": "i0"}, "recent_items"),
+    ("/recommend", {"recent_items": [{"item_id": "i0", "event_type": "stare"}]}, "event_type"),
+    ("/recommend", {"recent_items": ["i0"] * 101}, "recent_items"),
+    ("/recommend", {"query": "x" * 501}, "query"),
+    ("/recommend", {"colour": "red"}, "colour"),
+    ("/recommend", {"filters": {"price_min": 9, "price_max": 2}}, "price_min"),
+    ("/recommend", {"filters": {"price_min": -1}}, "price_min"),
+    ("/similar-items", {}, "item_id"),
+    ("/feedback", {"user_id": "u", "event_type": "purchase"}, "item_id"),
+    ("/feedback", {"event_type": "view", "item_id": "i0"}, "user_id"),
+])
+def test_bad_input_is_a_400_naming_the_field(server, route, body, needle):
+    status, out = call(server["url"], route, body)
+    assert status == 400, out
+    assert needle in json.dumps(out)
+
+
+def test_malformed_and_oversized_bodies(server):
+    assert call(server["url"], "/recommend", raw=b"{not json")[0] == 400
+    assert call(server["url"], "/recommend", raw=b"[1, 2]")[0] == 400
+    status, out = call(server["url"], "/recommend", raw=b" " * 70_000)
+    assert status == 413 and "limit" in out["error"]
+    status, out = call(server["url"], "/recommend", raw=b"{}", headers={"Content-Length": "abc"})
+    assert status == 400
+
+
+def test_promotion_switches_versions_without_mixing(server):
+    from coldrec.paths import set_current
+
+    models = server["base"] / "models" / "shop"
+    assert call(server["url"], "/version", {})[1]["model_version"] == "v1"
+    set_current(models, "v2")
+    deadline = time.time() + 60
+    seen = set()
+    while time.time() < deadline:
+        status, out = call(server["url"], "/recommend", {"recent_items": ["i0"]})
+        assert status == 200
+        seen.add(out["model_version"])
+        if out["model_version"] == "v2":
+            break
+        time.sleep(0.2)
+    assert seen <= {"v1", "v2"} and "v2" in seen
+    info = call(server["url"], "/version", {})[1]
+    assert info["model_version"] == "v2" and info["collection"] == "coldrec_shop_v2"
