@@ -1,117 +1,15 @@
-"""The real service over HTTP: a BentoML server process on loopback, a real int8 model version,
-a real Milvus Lite collection and a real Feast SQLite online store, all on small generated data.
-
-One server for the module (start-up costs seconds): it requires an API key, so every call
-below sends one and the key test checks what happens without it. A promotion (the ``current``
-pointer moved to another version) runs last.
-"""
+"""The real service over HTTP (see serving_support: one server for the session, with an API key):
+recommend for every kind of signal, filters, similar items, profile, feedback then recommend,
+bad input, and a promotion last."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
-from coldrec.recommender import TrainData
-from tests.conftest import ROOT, make_items, params_with
-from tests.unit.test_model import TINY_OVERRIDES, _shop_events, _shop_users
-
-KEY = "test-key-" + uuid.uuid4().hex[:8]
-TINY = params_with(TINY_OVERRIDES)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _versions(base: Path) -> Path:
-    """Two versions of one int8 model (v1 current, v2 a copy to promote) and a Feast store."""
-    from coldrec.dataset import from_files
-    from coldrec.features.compute import build_feature_tables
-    from coldrec.features.materialization import materialize
-    from coldrec.features.repo import apply, render_repo
-    from coldrec.paths import set_current
-    from training import methods
-    from training.model.artifacts import save_model
-
-    events, items, users = _shop_events(), make_items(8), _shop_users()
-    events.to_csv(base / "events.csv", index=False)
-    items.to_csv(base / "items.csv", index=False)
-    users.to_csv(base / "users.csv", index=False)
-    ds = from_files(base / "events.csv", base / "items.csv", base / "users.csv", name="shop")
-    build_feature_tables(ds, base / "features", TINY)
-    repo = render_repo(base / "repo", project=f"crserve_{uuid.uuid4().hex[:8]}", online="sqlite")
-    materialize(apply(repo, base / "features"))
-
-    model = methods.make("coldrec", TINY).fit(TrainData.build(ds.events, ds.items, seed=3, users=ds.users))
-    models = base / "models" / "shop"
-    save_model(model, models / "v1", "fp-test", TINY)
-    shutil.copytree(models / "v1", models / "v2")
-    set_current(models, "v1")
-    return repo
-
-
-def call(base: str, route: str, body=None, key: str | None = KEY, raw: bytes | None = None,
-         headers: dict | None = None, method: str = "POST") -> tuple[int, dict | list | str]:
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    h = {"Content-Type": "application/json", **({"X-API-Key": key} if key else {}), **(headers or {})}
-    req = urllib.request.Request(base + route, data=data, headers=h, method=method if data is not None else "GET")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            text = r.read().decode()
-            status = r.status
-    except urllib.error.HTTPError as e:
-        text, status = e.read().decode(), e.code
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("serve")
-    repo = _versions(base)
-    port = _free_port()
-    env = {**os.environ, "COLDREC_MODEL": str(base / "models" / "shop"), "COLDREC_DATASET": "shop",
-           "COLDREC_MILVUS_URI": str(base / "milvus" / "coldrec.db"), "COLDREC_FEAST_REPO": str(repo),
-           "COLDREC_API_KEY": KEY, "COLDREC_DATA_DIR": str(base / "data")}
-    log = open(base / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:Coldrec", "--host", "127.0.0.1",
-                             "--port", str(port), "--working-dir", str(ROOT)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            assert proc.poll() is None, (base / "server.log").read_text()[-3000:]
-            try:
-                if call(url, "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("server not ready in 180 s:\n" + (base / "server.log").read_text()[-3000:])
-        yield {"url": url, "base": base, "log": base / "server.log"}
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-        log.close()
+from tests.integration.serving_support import KEY, call
 
 
 def test_health_and_readiness_need_no_key(server):
