@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import signal
 import sys
 import threading
@@ -362,15 +361,31 @@ def serve_cmd(
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Dataset whose models to serve (default: params.yaml)."),
     milvus_uri: str | None = typer.Option(
         None, "--milvus-uri", help="Milvus Lite .db path or server URI (default: <data_dir>/milvus/coldrec.db)."),
+    detach: bool = typer.Option(False, "--detach", help="Start in the background, return once ready (stop: --stop)."),
+    stop: bool = typer.Option(False, "--stop", help="Stop the service a --detach run started."),
 ) -> None:
     """Run the HTTP service (BentoML) on the promoted model version: /recommend, /similar-items,
-    /profile, /feedback, /healthz, /readyz, /metrics. Set COLDREC_API_KEY to require a key."""
+    /profile, /feedback, /version, /healthz, /readyz, /metrics. Set COLDREC_API_KEY to require a key.
+    A Milvus Lite index runs in a process of its own (serving.lite_process in params.yaml)."""
+    from coldrec.config import load_params, settings
+    from coldrec.params import typed
+    from serving import launch
+
+    run_dir = settings().data_dir / "serve"
+    pidfile = run_dir / "serve.pid"
+    if stop:
+        pids = launch.stop(pidfile)
+        console.print(f"stopped {len(pids)} process(es)")
+        return
+    if detach and pidfile.exists():
+        raise ColdrecError(f"{pidfile}: a detached service is recorded; stop it first (`coldrec serve --stop`)")
     env = stages.serve_env(dataset=dataset, version=version, milvus_uri=milvus_uri)
-    console.print(f"serving [bold]{env['COLDREC_MODEL']}[/] on http://{host}:{port} (ready when /readyz answers 200)")
-    sys.stdout.flush()
-    argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:Coldrec", "--host", host, "--port", str(port),
-            "--working-dir", env["COLDREC_HOME"]]
-    os.execvpe(sys.executable, argv, {**os.environ, **env})
+    log = run_dir / f"serve-{port}.log"
+    console.print(f"starting the service on [bold]{env['COLDREC_MODEL']}[/] (log: {log}) ...")
+    url = launch.serve(host, port, env, log, lite_process=typed(load_params()).serving.lite_process, detach=detach,
+                       pidfile=pidfile if detach else None)
+    if detach:
+        console.print(f"ready: [bold]{url}[/] (stop it with `coldrec serve --stop`)")
 
 
 def main() -> None:  # pragma: no cover - console entry point

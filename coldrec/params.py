@@ -224,6 +224,8 @@ class ServingParams:
     threads: int
     max_body_bytes: int
     reload_seconds: float
+    lite_process: bool
+    batch_searches: bool
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ loaded), then swaps one reference and points the production alias at the new col
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import threading
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from coldrec import item_index, paths
 from coldrec.config import load_params
@@ -53,6 +56,12 @@ class Served:
     categories: list[frozenset[str]]
     prices: np.ndarray
     in_stock: np.ndarray
+    removed: np.ndarray | None = None  # items deleted since the version was trained (never served)
+
+    def __post_init__(self) -> None:
+        if self.removed is None or len(self.removed) != len(self.in_stock):
+            old = np.zeros(0, bool) if self.removed is None else self.removed
+            object.__setattr__(self, "removed", np.concatenate([old, np.zeros(len(self.in_stock) - len(old), bool)]))
 
 
 def _categories(value: Any) -> frozenset[str]:
@@ -69,12 +78,22 @@ def load_served(model_dir: Path, params: dict[str, Any], milvus: Any, dataset: s
     item_index.build_collection(milvus, name, model.train.items, model.item_vecs, np.asarray(model.parts.pop) > 0,
                                 index_params=item_index.index_params(sv))
     sizes = CandidateSizes(sv.ann_candidates, sv.neighbour_candidates, sv.prior_candidates)
-    ranker = CandidateRanker(model, item_index.MilvusItemIndex(milvus, name), sizes)
-    items = model.train.items
+    index = item_index.MilvusItemIndex(milvus, name)
+    ranker = CandidateRanker(model, item_index.BatchingIndex(index) if sv.batch_searches else index, sizes)
+    return Served(model_dir.name, model_dir, model, ranker, name, *_item_facts(model.train.items))
+
+
+def _item_facts(items) -> tuple[list[frozenset[str]], np.ndarray, np.ndarray]:
     cats = [_categories(c) for c in (items["category"] if "category" in items else [None] * len(items))]
-    prices = items["price"].astype(float).to_numpy() if "price" in items else np.full(len(items), np.nan)
+    prices = pd.to_numeric(items["price"], errors="coerce").to_numpy(float) if "price" in items else np.full(len(items), np.nan)
     stock = items["in_stock"].fillna(True).astype(bool).to_numpy() if "in_stock" in items else np.ones(len(items), bool)
-    return Served(model_dir.name, model_dir, model, ranker, name, cats, prices, stock)
+    return cats, prices, stock
+
+
+def catalogue_log(dataset: str) -> Path:
+    """Catalogue changes made through the service since training (replayed on every load, so a
+    restart or a promotion keeps them; the next training reads the catalogue from the data)."""
+    return paths.settings().data_dir / "catalogue" / dataset / "changes.jsonl"
 
 
 class Engine:
@@ -132,7 +151,7 @@ class Engine:
         with self._swap_lock:
             if self.served is not None and self.served.model_dir == model_dir:
                 return self.served
-            served = load_served(model_dir, self.params, self.milvus, self.dataset)
+            served = self._replay(load_served(model_dir, self.params, self.milvus, self.dataset))
             self.served = served
             item_index.point_alias(self.milvus, self.alias, served.collection)
             log.info("serving %s (collection %s)", served.version, served.collection)
@@ -214,9 +233,10 @@ class Engine:
         return profile, ignored, strategy, stored
 
     def _allowed(self, s: Served, f: Filters | None) -> tuple[str | None, np.ndarray | None]:
+        removed = s.removed
         if f is None or not (f.categories or f.price_min is not None or f.price_max is not None or f.in_stock):
-            return None, None
-        ok = np.ones(len(s.prices), bool)
+            return None, (~removed if removed.any() else None)
+        ok = ~removed
         if f.categories:
             want = {c.lower() for c in f.categories}
             ok &= np.fromiter((bool(c & want) for c in s.categories), bool, len(s.categories))
@@ -279,3 +299,66 @@ class Engine:
             prof = push_event(self.store, {k: v for k, v in event.items() if k != "recommendation_id" and v is not None})
         return {"accepted": True, "user_id": event["user_id"], "events": int(prof.get("n_events", 0)),
                 "recommendation_id": event.get("recommendation_id")}
+
+    # ------------------------------------------------------------------ catalogue changes
+    def _apply_upsert(self, s: Served, items: pd.DataFrame) -> Served:
+        from coldrec.runtime.catalogue import upsert
+
+        model, rows, vecs = upsert(s.model, items)
+        item_index.upsert_items(self.milvus, s.collection, items, vecs, rows, np.asarray(model.parts.pop)[rows] > 0)
+        ranker = CandidateRanker(model, s.ranker.index, s.ranker.sizes)
+        removed = np.concatenate([s.removed, np.zeros(model.train.n_items - len(s.removed), bool)])
+        removed[rows] = False  # a re-sent item is back
+        return dataclasses.replace(s, model=model, ranker=ranker, **dict(zip(("categories", "prices", "in_stock"),
+                                                                             _item_facts(model.train.items))),
+                                   removed=removed)
+
+    def _apply_delete(self, s: Served, item_ids: list[str]) -> Served:
+        rows = [s.model.train.item_index[i] for i in item_ids if i in s.model.train.item_index]
+        removed = s.removed.copy()
+        removed[rows] = True
+        item_index.delete_items(self.milvus, s.collection, rows)
+        return dataclasses.replace(s, removed=removed)
+
+    def _replay(self, s: Served) -> Served:
+        log_file = catalogue_log(self.dataset)
+        if not log_file.is_file():
+            return s
+        for n, line in enumerate(log_file.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                change = json.loads(line)
+                if change["op"] == "upsert":
+                    s = self._apply_upsert(s, pd.DataFrame(change["items"]))
+                else:
+                    s = self._apply_delete(s, list(change["item_ids"]))
+            except Exception as exc:  # noqa: BLE001 - one bad line must not stop serving
+                log.error("%s line %d: skipped (%s: %s)", log_file, n, type(exc).__name__, exc)
+        return s
+
+    def _record(self, change: dict[str, Any]) -> None:
+        f = catalogue_log(self.dataset)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        with open(f, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(change, default=str) + "\n")
+
+    def upsert_items(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Add or replace catalogue items: recommendable at once (vector from their text)."""
+        with self._swap_lock:
+            s = self.snapshot()
+            known = s.model.train.item_index
+            df = pd.DataFrame(items)
+            served = self._apply_upsert(s, df)
+            self._record({"op": "upsert", "items": items})
+            self.served = served
+        ids = [str(i["item_id"]) for i in items]
+        return {"upserted": len(ids), "new": [i for i in ids if i not in known], "model_version": served.version}
+
+    def delete_items(self, item_ids: list[str]) -> dict[str, Any]:
+        """Remove items from every answer (they stay in the version's files until the next training)."""
+        with self._swap_lock:
+            s = self.snapshot()
+            unknown = [i for i in item_ids if i not in s.model.train.item_index]
+            served = self._apply_delete(s, item_ids)
+            self._record({"op": "delete", "item_ids": item_ids})
+            self.served = served
+        return {"deleted": len(item_ids) - len(unknown), "ignored_items": unknown, "model_version": served.version}

@@ -85,6 +85,24 @@ class FeedbackRequest(Strict):
         return self
 
 
+class CatalogueItem(Strict):
+    item_id: Id
+    title: ShortText
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    category: Annotated[str, StringConstraints(max_length=200)] | None = None
+    brand: Annotated[str, StringConstraints(max_length=200)] | None = None
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    in_stock: bool = True
+
+
+class UpsertItems(Strict):
+    items: list[CatalogueItem] = Field(min_length=1, max_length=500)
+
+
+class DeleteItems(Strict):
+    item_ids: list[Id] = Field(min_length=1, max_length=1000)
+
+
 class Item(BaseModel):
     item_id: str
     score: float

@@ -25,7 +25,7 @@ from coldrec.errors import ColdrecError
 from coldrec.params import typed
 from serving.engine import Engine, NotReady, Unavailable
 from serving.http import Guard
-from serving.schemas import FeedbackRequest, RecommendRequest, ShopperSignals, SimilarRequest
+from serving.schemas import DeleteItems, FeedbackRequest, RecommendRequest, ShopperSignals, SimilarRequest, UpsertItems
 
 log = logging.getLogger("coldrec.serving")
 _SERVING = typed(load_params()).serving
@@ -84,6 +84,18 @@ class Coldrec:
         """An event from the app (view, click, add_to_cart, purchase, search, rate), pushed to the
         Feast online store: the next /recommend for that user id uses it."""
         return self._call(self.engine.feedback, FeedbackRequest.model_validate(body).model_dump())
+
+    @bentoml.api(route="/items", input_spec=UpsertItems)
+    def upsert_items(self, **body: Any) -> dict[str, Any]:
+        """Add or replace catalogue items (up to 500): recommendable at once, their vectors from their
+        text through the served version's encoder; kept across restarts until the next training."""
+        req = UpsertItems.model_validate(body)
+        return self._call(self.engine.upsert_items, [i.model_dump() for i in req.items])
+
+    @bentoml.api(route="/items/delete", input_spec=DeleteItems)
+    def delete_items(self, **body: Any) -> dict[str, Any]:
+        """Remove items from every answer (unknown ids are reported, not an error)."""
+        return self._call(self.engine.delete_items, DeleteItems.model_validate(body).item_ids)
 
     @bentoml.api(route="/version", input_spec=None)
     def version(self) -> dict[str, Any]:

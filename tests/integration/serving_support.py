@@ -51,6 +51,9 @@ def _versions(base: Path) -> Path:
     materialize(apply(repo, base / "features"))
 
     model = methods.make("coldrec", TINY).fit(TrainData.build(ds.events, ds.items, seed=3, users=ds.users))
+    # the tiny data tunes the query bucket to nothing (all items score 0); a query blend on the
+    # encoder makes text matches testable (a new item's own text must find it)
+    model.weights["query"] = {"enc": 1.0, "qknn": 0.5}
     models = base / "models" / "shop"
     save_model(model, models / "v1", "fp-test", TINY)
     shutil.copytree(models / "v1", models / "v2")

@@ -78,3 +78,35 @@ def test_names_are_what_milvus_accepts():
     assert ix.collection_name("online-retail", "20261203-abc.1") == "coldrec_online_retail_20261203_abc_1"
     assert ix.filter_expr() is None
     assert ix.filter_expr(categories=['a "quoted" one']) == 'category in ["a \\"quoted\\" one"]'
+
+
+def test_concurrent_searches_are_batched_and_answer_like_single_ones(milvus):
+    import threading
+
+    items, v, bought = _catalogue(400)
+    ix.build_collection(milvus, "coldrec_b_v1", items, v, bought,
+                        index_params={"index_type": "FLAT", "metric_type": "COSINE", "params": {}})
+    single = ix.MilvusItemIndex(milvus, "coldrec_b_v1")
+    batching = ix.BatchingIndex(single)
+    want = {i: single.search(v[i:i + 1], 7, None, i % 3 == 0)[0] for i in range(48)}
+    got: dict[int, tuple] = {}
+    errors = []
+
+    def worker(rows):
+        try:
+            for i in rows:
+                got[i] = batching.search(v[i:i + 1], 7, None, i % 3 == 0)[0]
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(range(t, 48, 8),)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and sorted(got) == list(range(48))
+    for i in range(48):
+        assert list(got[i][0]) == list(want[i][0])  # each caller gets its own answer, bought-only or not
+    assert batching.calls < 48  # some searches were shared
+    with pytest.raises(Exception, match="collection"):
+        ix.BatchingIndex(ix.MilvusItemIndex(milvus, "coldrec_missing")).search(v[:1], 3)

@@ -139,3 +139,26 @@ def test_promotion_switches_versions_without_mixing(server):
     assert seen <= {"v1", "v2"} and "v2" in seen
     info = call(server["url"], "/version", {})[1]
     assert info["model_version"] == "v2" and info["collection"] == "coldrec_shop_v2"
+
+
+def test_a_new_item_is_recommendable_at_once_and_a_deleted_one_never(server):
+    new = {"item_id": "lamp-2000", "title": "item number 5 lighting lamp", "description": "a fine lighting thing",
+           "category": "lighting", "price": 4.0}
+    status, out = call(server["url"], "/items", {"items": [new]})
+    assert status == 200 and out == {"upserted": 1, "new": ["lamp-2000"], "model_version": out["model_version"]}
+    status, out = call(server["url"], "/recommend", {"query": "lighting lamp", "k": 2})
+    assert status == 200 and out["items"][0]["item_id"] == "lamp-2000", out
+    assert out["items"][0]["reason"] == "matches your search 'lighting lamp'"
+    status, out = call(server["url"], "/recommend", {"recent_items": ["lamp-2000"], "k": 3})
+    assert status == 200 and out["ignored_items"] == [] and out["strategy"] == "cold_start_items"
+    status, out = call(server["url"], "/items/delete", {"item_ids": ["lamp-2000", "i5", "nope"]})
+    assert status == 200 and out["deleted"] == 2 and out["ignored_items"] == ["nope"]
+    for body in ({"query": "lighting lamp", "k": 20}, {"recent_items": ["i1"], "k": 20}, {}):
+        got = {i["item_id"] for i in call(server["url"], "/recommend", body)[1]["items"]}
+        assert got and not {"lamp-2000", "i5"} & got
+    assert call(server["url"], "/items", {"items": []})[0] == 400
+    assert call(server["url"], "/items", {"items": [{"item_id": "x"}]})[0] == 400  # a title is required
+    # re-sent, an item is back
+    assert call(server["url"], "/items", {"items": [{"item_id": "i5", "title": "item number 5"}]})[0] == 200
+    got = {i["item_id"] for i in call(server["url"], "/recommend", {"recent_items": ["i1"], "k": 20})[1]["items"]}
+    assert "i5" in got
