@@ -151,7 +151,8 @@ def main() -> None:
     print(f"| HTTP (Locust) | {load['p50']:.0f} | {load['p99']:.0f} | {load['rps']:.1f} | {load['requests']} | {load['failures']} |")
     if inproc:
         print(f"| in process, sequential (Engine.recommend) | {inproc['engine'][0]:.1f} | {inproc['engine'][1]:.1f} | | {a.calls} | |")
-        print(f"| NumPy floor (brute-force top-200 of the profile vector) | {inproc['floor'][0]:.3f} | {inproc['floor'][1]:.3f} | | {a.calls} | |")
+        floor = inproc["floor"]
+        print(f"| NumPy floor (brute-force top-200 of the profile vector) | {floor[0]:.3f} | {floor[1]:.3f} | | {a.calls} | |")
         print(f"\nratio in-process p50 / floor p50: {inproc['engine'][0] / max(inproc['floor'][0], 1e-9):.0f}x")
     if a.promote_at is not None:
         print(f"\npromotion at {a.promote_at:.0f} s: answers per model_version (in order of first appearance): {counts}")
