@@ -152,9 +152,10 @@ def served_pair(tmp_path_factory):
         train = TrainData.build(_shop_events(), make_items(8), seed=3)
         int8 = methods.make("coldrec", TINY).fit(train)
         fp32 = methods.make("coldrec_fp32", TINY).fit(train)
+        served = methods.make("coldrec_served", TINY).fit(train)
     finally:
         hybrid.ColdrecModel.fit = real_fit
-    return int8, fp32, len(calls)
+    return int8, fp32, len(calls), served
 
 
 def test_evaluation_gets_the_served_int8_model_and_its_fp32_twin_from_one_fit(served_pair):
@@ -162,7 +163,7 @@ def test_evaluation_gets_the_served_int8_model_and_its_fp32_twin_from_one_fit(se
 
     from coldrec.runtime.onnx_encoder import OnnxEncoder
 
-    int8, fp32, fits = served_pair
+    int8, fp32, fits, _ = served_pair
     assert fits == 1 and int8 is not fp32
     assert isinstance(int8.st, OnnxEncoder) and isinstance(fp32.st, SentenceTransformer) and int8.st_fp32 is fp32.st
     cos = (int8.item_vecs * fp32.item_vecs).sum(1)
@@ -175,13 +176,26 @@ def test_evaluation_gets_the_served_int8_model_and_its_fp32_twin_from_one_fit(se
     assert int8.recommend(Profile(query="item number 7 lighting"), n=3)
 
 
+def test_coldrec_served_ranks_like_coldrec_on_its_milvus_candidates(served_pair):
+    """`coldrec_served` shares `coldrec`'s fit and int8 encoder (no third fit) and, on a catalogue
+    its candidates cover, gives the same scores; its scores are the evaluation harness's shape."""
+    int8, _, fits, served = served_pair
+    assert fits == 1 and served.ranker.model is int8
+    profiles = [Profile(items=["i0", "i2"]), Profile(query="garden thing"), Profile(), Profile(items=["nope"])]
+    got, want = served.score(profiles), int8.score(profiles)
+    assert got.shape == want.shape == (4, 8)
+    finite = np.isfinite(got)
+    assert finite.sum(axis=1).min() >= 5  # tiny catalogue: the candidates are (nearly) all of it
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4, atol=1e-4)
+
+
 def test_quantized_version_saves_and_loads_int8_by_default_fp32_by_flag(served_pair, tmp_path):
     from sentence_transformers import SentenceTransformer
 
     from coldrec.runtime.onnx_encoder import OnnxEncoder
     from training.model.artifacts import load_model, save_model
 
-    int8, fp32, _ = served_pair
+    int8, fp32, _, _ = served_pair
     path = save_model(int8, tmp_path / "v1", "fp-test", TINY)
     assert (path / "encoder" / "config.json").exists() and (path / "encoder_int8" / "model.onnx").exists()
     np.testing.assert_allclose(np.load(path / "item_vectors.npy"), fp32.item_vecs)
@@ -209,7 +223,7 @@ def reuse_served_int8(served_pair, monkeypatch):
     from training.quantize.export import torch_vectors
     from training.quantize.fidelity import fidelity_report, file_size
 
-    int8, _, _ = served_pair
+    int8, _, _, _ = served_pair
 
     def fake_quantize_encoder(st, texts, out_dir, settings, workdir=None, max_length=None, **_):
         shutil.copytree(int8.st.path, out_dir, dirs_exist_ok=True)
@@ -230,7 +244,7 @@ def test_quantize_command_writes_int8_encoder_and_fidelity_into_the_version(serv
     from coldrec.runtime.onnx_encoder import OnnxEncoder
     from training.model.artifacts import load_model, save_model
 
-    _, fp32, _ = served_pair
+    _, fp32, _, _ = served_pair
     path = save_model(fp32, tmp_path / "v2", "fp-test", TINY)
     assert not (path / "encoder_int8").exists()
     res = cli("quantize", "--model", path)
@@ -281,7 +295,7 @@ def test_a_fresh_process_serves_the_int8_version_without_torch(served_pair, tmp_
     from coldrec.runtime.profile import build_profile
     from training.model.artifacts import save_model
 
-    int8, _, _ = served_pair
+    int8, _, _, _ = served_pair
     path = save_model(int8, tmp_path / "v1", "fp-test", TINY)
     out = subprocess.run([sys.executable, "-c", SERVE_ONE, str(path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

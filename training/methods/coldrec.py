@@ -98,5 +98,6 @@ class ServedVariant(Recommender):
     def has_signal(self, profile: Profile) -> bool:
         return True  # the model's own no-signal blend, as in `coldrec`
 
-    def _score(self, profiles: list[Profile]) -> np.ndarray:
+    def score(self, profiles: list[Profile]) -> np.ndarray:
+        """The blend on each profile's candidates; every other item -inf (ranked last)."""
         return self.ranker.score(profiles)
