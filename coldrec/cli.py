@@ -351,6 +351,19 @@ def index_cmd(
     console.print_json(json.dumps(res.to_dict(), default=str))
 
 
+@app.command("bundle")
+@user_errors
+def bundle_cmd(
+    model: Path | None = typer.Option(None, "--model", "-m", help="A model version directory (default: the current version)."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Dataset (default: params.yaml data.default_dataset)."),
+) -> None:
+    """Build a Bento: the service, the runtime and the version (in the BentoML model store). Run it
+    with `bentoml serve <tag>`; `bentoml containerize <tag>` makes an OCI image where Docker runs."""
+    with console.status("bentoml build ..."):
+        res = stages.bundle(model, dataset=dataset)
+    console.print_json(json.dumps(res.to_dict(), default=str))
+
+
 @app.command("serve")
 @user_errors
 def serve_cmd(

@@ -138,7 +138,9 @@ def build_collection(c, name: str, items: pd.DataFrame, vecs: np.ndarray, bought
     ip = c.prepare_index_params()
     ip.add_index(field_name="vector", index_type=spec["index_type"], metric_type=spec["metric_type"],
                  params=spec.get("params", {}))
-    c.create_index(tmp, ip)
+    # lite builds the index within the call; waiting for it (sync=True) asks for AllocTimestamp,
+    # which lite lacks (an ERROR with a traceback in its log each time)
+    c.create_index(tmp, ip, sync=False)
     if c.has_collection(name):
         for a in c.list_aliases(collection_name=name).get("aliases", []):
             c.alter_alias(collection_name=tmp, alias=a)  # keep an alias pointing at a complete collection

@@ -282,6 +282,23 @@ def index(model: str | Path | None = None, params: dict[str, Any] | None = None,
     return _timed("index", go)
 
 
+def bundle(model: str | Path | None = None, params: dict[str, Any] | None = None, dataset: str | None = None
+           ) -> StageResult:
+    """A Bento (``bentoml build``) of the service with the version (default: the current one)."""
+    from coldrec.config import settings
+    from serving.bundle import build_bento
+
+    params = _params(params)
+    dataset = dataset or typed(params).data.default_dataset
+    target = paths.resolve_model(model) if model else paths.current_version(paths.models_dir(dataset))
+
+    def go() -> StageResult:
+        info = build_bento(target, dataset, settings().root)
+        return StageResult("bundle", target, {k: v for k, v in info.items() if k != "spec"}, info)
+
+    return _timed("bundle", go)
+
+
 def serve_env(dataset: str | None = None, version: str | None = None, milvus_uri: str | None = None,
               params: dict[str, Any] | None = None) -> dict[str, str]:
     """The environment the service reads (serving/service.py): which models, which index, which
@@ -308,4 +325,4 @@ def serve_env(dataset: str | None = None, version: str | None = None, milvus_uri
 
 STAGES = {"prepare": prepare, "validate": validate, "build_features": build_features, "apply_features": apply_features,
           "materialize": materialize, "train": train, "quantize": quantize, "evaluate": evaluate,
-          "index": index}
+          "index": index, "bundle": bundle}

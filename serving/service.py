@@ -12,9 +12,11 @@ serialises every request. ``serving.threads`` in params.yaml sets the pool (see 
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -23,6 +25,7 @@ from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 from coldrec.config import load_params
 from coldrec.errors import ColdrecError
 from coldrec.params import typed
+from serving.bundle import MARKER
 from serving.engine import Engine, NotReady, Unavailable
 from serving.http import Guard
 from serving.schemas import DeleteItems, FeedbackRequest, RecommendRequest, ShopperSignals, SimilarRequest, UpsertItems
@@ -33,8 +36,13 @@ _SERVING = typed(load_params()).serving
 
 def _engine_from_env() -> Engine:
     env = os.environ.get
-    return Engine.from_settings(model=env("COLDREC_MODEL") or None, milvus_uri=env("COLDREC_MILVUS_URI") or None,
-                                feast_repo=env("COLDREC_FEAST_REPO"), dataset=env("COLDREC_DATASET") or None)
+    model, dataset = env("COLDREC_MODEL") or None, env("COLDREC_DATASET") or None
+    marker = Path(__file__).resolve().parent.parent / MARKER
+    if marker.is_file():  # inside a Bento: the version it was built with, from its model store
+        bento = json.loads(marker.read_text(encoding="utf-8"))
+        model, dataset = bentoml.models.get(bento["model"]).path, bento["dataset"]
+    return Engine.from_settings(model=model, milvus_uri=env("COLDREC_MILVUS_URI") or None,
+                                feast_repo=env("COLDREC_FEAST_REPO"), dataset=dataset)
 
 
 @bentoml.service(name="coldrec", workers=1, threads=_SERVING.threads, traffic={"timeout": 30})
