@@ -79,30 +79,26 @@ def call(base: str, route: str, body=None, key: str | None = KEY, raw: bytes | N
 
 
 @contextmanager
-def running_server(base: Path):
-    repo = _versions(base)
-    port = _free_port()
-    env = {**os.environ, "COLDREC_MODEL": str(base / "models" / "shop"), "COLDREC_DATASET": "shop",
-           "COLDREC_MILVUS_URI": str(base / "milvus" / "coldrec.db"), "COLDREC_FEAST_REPO": str(repo),
-           "COLDREC_API_KEY": KEY, "COLDREC_DATA_DIR": str(base / "data")}
-    log = open(base / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:Coldrec", "--host", "127.0.0.1",
-                             "--port", str(port), "--working-dir", str(ROOT)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+def server_process(argv: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None):
+    """A BentoML server process on loopback, yielded once /readyz answers 200; stopped (its whole
+    process group) on the way out."""
+    log = open(log_path, "w")
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    port = argv[argv.index("--port") + 1]
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
         while time.time() < deadline:
-            assert proc.poll() is None, (base / "server.log").read_text()[-3000:]
+            assert proc.poll() is None, log_path.read_text()[-3000:]
             try:
-                if call(url, "/readyz")[0] == 200:
+                if call(url, "/readyz", key=None)[0] == 200:
                     break
             except OSError:
                 pass
             time.sleep(0.5)
         else:
-            raise AssertionError("server not ready in 180 s:\n" + (base / "server.log").read_text()[-3000:])
-        yield {"url": url, "base": base, "log": base / "server.log"}
+            raise AssertionError("server not ready in 180 s:\n" + log_path.read_text()[-3000:])
+        yield url
     finally:
         os.killpg(proc.pid, 15)
         try:
@@ -110,3 +106,15 @@ def running_server(base: Path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
         log.close()
+
+
+@contextmanager
+def running_server(base: Path):
+    repo = _versions(base)
+    env = {**os.environ, "COLDREC_MODEL": str(base / "models" / "shop"), "COLDREC_DATASET": "shop",
+           "COLDREC_MILVUS_URI": str(base / "milvus" / "coldrec.db"), "COLDREC_FEAST_REPO": str(repo),
+           "COLDREC_API_KEY": KEY, "COLDREC_DATA_DIR": str(base / "data")}
+    argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:Coldrec", "--host", "127.0.0.1",
+            "--port", str(_free_port()), "--working-dir", str(ROOT)]
+    with server_process(argv, env, base / "server.log") as url:
+        yield {"url": url, "base": base, "log": base / "server.log"}

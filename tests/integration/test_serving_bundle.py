@@ -3,13 +3,13 @@ store), and `bentoml serve <tag>` answers from it with no checkout settings (a f
 no COLDREC_MODEL: the Bento says which model)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-import time
 
 from tests.conftest import ROOT
-from tests.integration.serving_support import _free_port, call
+from tests.integration.serving_support import _free_port, call, server_process
 
 
 def test_bento_builds_and_serves_its_version(server, tmp_path):
@@ -21,8 +21,6 @@ def test_bento_builds_and_serves_its_version(server, tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(version), str(ROOT)], env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    import json
-
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["model"] == "coldrec-shop:v1" and info["bento"].startswith("coldrec:")
     bento_dir = tmp_path / "bentoml" / "bentos" / "coldrec" / info["bento"].split(":")[1]
@@ -31,26 +29,9 @@ def test_bento_builds_and_serves_its_version(server, tmp_path):
     stored = tmp_path / "bentoml" / "models" / "coldrec-shop" / "v1"
     assert (stored / "encoder_int8" / "model.onnx").is_file() and not (stored / "encoder").exists()  # no fp32 encoder
 
-    port = _free_port()
     env.update(COLDREC_MILVUS_URI=str(tmp_path / "milvus" / "b.db"), COLDREC_FEAST_REPO="", COLDREC_DATA_DIR=str(tmp_path / "d"))
     env.pop("COLDREC_API_KEY", None)
-    log = open(tmp_path / "bento.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", info["bento"], "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            assert proc.poll() is None, (tmp_path / "bento.log").read_text()[-3000:]
-            try:
-                if call(url, "/readyz", key=None)[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
+    argv = [sys.executable, "-m", "bentoml", "serve", info["bento"], "--host", "127.0.0.1", "--port", str(_free_port())]
+    with server_process(argv, env, tmp_path / "bento.log", cwd=tmp_path) as url:
         status, body = call(url, "/recommend", {"recent_items": ["i0"], "k": 2}, key=None)
-        assert status == 200 and body["model_version"] == "v1" and len(body["items"]) == 2, body
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
-        log.close()
+    assert status == 200 and body["model_version"] == "v1" and len(body["items"]) == 2, body
