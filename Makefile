@@ -8,7 +8,10 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: install run test test-all lint clean
+PORT   ?= 3000
+SAMPLE := {"recent_items": ["85123A", "22423", "47566"], "k": 5}
+
+.PHONY: install run stop test test-all lint clean
 
 install: $(STAMP)
 
@@ -21,7 +24,8 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
-# The main job: the pipeline on the default dataset (online-retail), stage by stage.
+# The main job: the pipeline on the default dataset (online-retail), stage by stage, then the
+# service (Milvus item index + BentoML) started in the background and asked for a sample.
 # Each line calls one function of coldrec/stages.py, the same one the DAGs and dvc.yaml call.
 # train writes artifacts/models/online-retail/<version>/ and points .../current at it;
 # quantize works on that current version.
@@ -34,6 +38,16 @@ run: install
 	$(BIN)/coldrec train
 	$(BIN)/coldrec quantize
 	$(BIN)/coldrec evaluate
+	$(BIN)/coldrec index --promote
+	-$(BIN)/coldrec serve --stop 2>/dev/null
+	$(BIN)/coldrec serve --detach --port $(PORT)
+	@echo '$$ curl -s -X POST http://127.0.0.1:$(PORT)/recommend -H "Content-Type: application/json" -d '"'"'$(SAMPLE)'"'"
+	@curl -sf -X POST http://127.0.0.1:$(PORT)/recommend -H "Content-Type: application/json" -d '$(SAMPLE)' | $(BIN)/python -m json.tool
+	@echo "the service is up on http://127.0.0.1:$(PORT) (stop it: .venv/bin/coldrec serve --stop)"
+
+# Stop the service `make run` left running.
+stop: install
+	$(BIN)/coldrec serve --stop
 
 # Lint (ruff, configured in pyproject.toml), then the unit + integration tiers; `make test-all` adds the slow tier.
 test: install lint
