@@ -110,6 +110,9 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--skip-inproc", action="store_true")
     a = ap.parse_args()
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # one BLAS thread, as the service runs (serving/launch.py SINGLE_THREADED)
 
     from coldrec import stages
     from coldrec.runtime.version import load_version

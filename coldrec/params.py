@@ -226,6 +226,7 @@ class ServingParams:
     reload_seconds: float
     lite_process: bool
     batch_searches: bool
+    onnx_threads: int
 
 
 @dataclass(frozen=True)

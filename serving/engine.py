@@ -27,7 +27,7 @@ import pandas as pd
 from coldrec import item_index, paths
 from coldrec.config import load_params
 from coldrec.errors import ColdrecError, DataError
-from coldrec.params import typed
+from coldrec.params import typed, with_overrides
 from coldrec.paths import CURRENT, current_version, feast_repo_dir, models_dir, resolve_model
 from coldrec.recommender import Profile
 from coldrec.runtime.candidates import CandidateRanker, CandidateSizes
@@ -72,8 +72,9 @@ def _categories(value: Any) -> frozenset[str]:
 
 def load_served(model_dir: Path, params: dict[str, Any], milvus: Any, dataset: str) -> Served:
     """A complete snapshot of one version: model, its Milvus collection (built if missing), ranker."""
-    model = load_version(model_dir, params)
     sv = typed(params).serving
+    # one ONNX Runtime thread per query: requests already run in parallel on their own threads
+    model = load_version(model_dir, with_overrides(params, {"quantize": {"intra_op_threads": sv.onnx_threads}}))
     name = item_index.collection_name(dataset, model_dir.name)
     item_index.build_collection(milvus, name, model.train.items, model.item_vecs, np.asarray(model.parts.pop) > 0,
                                 index_params=item_index.index_params(sv))
