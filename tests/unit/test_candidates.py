@@ -71,3 +71,18 @@ def test_allowed_mask_filters_every_source(model):
     for p in PROFILES:
         got = _ranker(model, ann=100, neighbours=100, prior=100).recommend(p, n=5, allowed=allowed)
         assert {g.item_id for g in got} <= {"i3", "i5"}
+
+
+def test_sparse_entry_matches_scipy_indexing_sorted_or_not():
+    import scipy.sparse as sp
+
+    from coldrec.runtime.reasons import entry
+
+    m = sp.random(40, 50, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    unsorted = sp.csr_matrix((m.data[::-1].copy(), m.indices[::-1].copy(), m.indptr.copy()), shape=m.shape)
+    unsorted.has_sorted_indices = False  # scipy would otherwise trust the flag
+    for mat in (m, unsorted):
+        dense = mat.toarray()
+        for i in range(40):
+            for j in range(0, 50, 3):
+                assert entry(mat, i, j) == pytest.approx(float(dense[i, j]))
