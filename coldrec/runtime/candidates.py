@@ -176,10 +176,20 @@ class CandidateRanker:
         return self._cached(("attr", pairs), lambda: attrs.scores[[attrs.row[kv] for kv in pairs]].mean(axis=0))
 
     # ------------------------------------------------------------ ranking
-    def _query_seeds(self, text_vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`ColdrecRuntime._query_seeds`, from the index (bought items only)."""
+    def _query_seeds(self, text_vec: np.ndarray, hits: tuple[np.ndarray, np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`ColdrecRuntime._query_seeds`: the bought items nearest the text. ``hits``: the
+        index's answer for this very vector (a profile with text only), best first; when it holds
+        enough bought items they are the answer and no second search is needed."""
         cfg = self.model.cfg
-        (top, sims), = self.index.search(text_vec[None, :], cfg.query_seeds, bought_only=True)
+        top = sims = None
+        if hits is not None:
+            rows, hs = hits
+            keep = self.bought[rows]
+            if keep.sum() >= cfg.query_seeds:
+                top, sims = rows[keep][:cfg.query_seeds], hs[keep][:cfg.query_seeds]
+        if top is None:
+            (top, sims), = self.index.search(text_vec[None, :], cfg.query_seeds, bought_only=True)
         if not len(top):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         w = np.exp((sims - sims[0]) / cfg.query_seed_tau)
@@ -200,7 +210,9 @@ class CandidateRanker:
         for r, p in enumerate(profiles):
             w = m.weights[bucket_of(len(m.train.known(p.items)), p.has_text())]
             text_vec = text.get(r)
-            seeds = self._query_seeds(text_vec) if text_vec is not None else None
+            text_only = text_vec is not None and not m.train.known(p.items)  # the profile vector is the text's
+            seeds = self._query_seeds(text_vec, hits[r] if text_only and mask_expr is None else None) \
+                if text_vec is not None else None
             sparse = {"knn": _nonzeros(knn_rows, r), "session": _nonzeros(session_rows, r)}
             if seeds is not None and len(seeds[0]):
                 sparse["qknn"] = _nonzeros(sp.csr_matrix(seeds[1][None, :]) @ m.parts.knn_sim[seeds[0]], 0)
