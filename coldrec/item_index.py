@@ -222,8 +222,11 @@ class MilvusItemIndex:
         if not len(vectors):
             return []
         expr = " and ".join(filter(None, [mask_expr, "bought == true" if bought_only else None]))
-        res = self.client.search(self.collection, data=list(vectors), limit=int(limit), filter=expr,
-                                 output_fields=["row"], anns_field="vector")
+        try:
+            res = self.client.search(self.collection, data=list(vectors), limit=int(limit), filter=expr,
+                                     output_fields=["row"], anns_field="vector")
+        except Exception as exc:  # noqa: BLE001 - a stopped server, a dropped collection: say which
+            raise IndexError_(f"item index {self.collection}: search failed ({type(exc).__name__}: {exc})") from None
         out = []
         for hits in res:
             rows = np.fromiter((h["row"] for h in hits), np.int64, len(hits))

@@ -113,6 +113,7 @@ class Engine:
         self._feast_lock = threading.Lock()  # Feast's online read-modify-write per user is not atomic
         self._swap_lock = threading.Lock()
         self.alias = item_index.alias_name(self.dataset)
+        self._failed: Path | None = None  # the last version that could not be loaded
 
     @classmethod
     def from_settings(cls, model: str | None = None, milvus_uri: str | None = None, feast_repo: str | None = None,
@@ -163,9 +164,14 @@ class Engine:
         if not self.follows:
             return False
         target = self._target()
-        if self.served is not None and target == self.served.model_dir:
+        if self.served is not None and target == self.served.model_dir or target == self._failed:
             return False
-        self.promote(target)
+        try:
+            self.promote(target)
+        except Exception:
+            self._failed = target  # not retried every few seconds: only when the pointer names another version
+            raise
+        self._failed = None
         return True
 
     def watch(self, every: float) -> threading.Thread:

@@ -24,6 +24,7 @@ from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 
 from coldrec.config import load_params
 from coldrec.errors import ColdrecError
+from coldrec.item_index import IndexError_
 from coldrec.params import typed
 from serving.bundle import MARKER
 from serving.engine import Engine, NotReady, Unavailable
@@ -66,7 +67,7 @@ class Coldrec:
     def _call(self, fn, arg) -> dict[str, Any]:
         try:
             return fn(arg)
-        except (NotReady, Unavailable) as exc:
+        except (NotReady, Unavailable, IndexError_) as exc:
             log.warning("503: %s", exc)
             raise ServiceUnavailable(str(exc)) from None
         except ColdrecError as exc:

@@ -121,6 +121,21 @@ def test_malformed_and_oversized_bodies(server):
     assert status == 400
 
 
+def test_a_broken_version_is_not_promoted_and_serving_goes_on(server):
+    from coldrec.paths import set_current
+
+    models = server["base"] / "models" / "shop"
+    broken = models / "v-broken"
+    broken.mkdir(exist_ok=True)
+    (broken / "metadata.json").write_text("{}")  # no catalogue, no encoder
+    set_current(models, "v-broken")
+    time.sleep(5)  # the watcher looks every serving.reload_seconds (2 s)
+    status, out = call(server["url"], "/recommend", {"recent_items": ["i0"]})
+    assert status == 200 and out["model_version"] == "v1"
+    assert "not switching version" in server["log"].read_text()
+    set_current(models, "v1")
+
+
 def test_promotion_switches_versions_without_mixing(server):
     from coldrec.paths import set_current
 
