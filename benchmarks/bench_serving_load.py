@@ -84,19 +84,48 @@ def in_process(version: Path, bodies: list[dict], milvus_dir: Path) -> dict:
     return {"engine": ms(t), "floor": ms(floor), "n_items": m.train.n_items}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children so far (from /proc; 0 when gone)."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(x) for x in f[11:15]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def tree(pid: int) -> list[int]:
+    """pid and its descendants (the BentoML arbiter starts the worker as a child)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
 def run_locust(url: str, users: int, seconds: int, scenario: str, items_file: Path, versions_file: Path,
-               out_prefix: Path) -> dict:
+               out_prefix: Path, watch: dict[str, int] | None = None) -> dict:
     env = {**os.environ, "COLDREC_LOAD_ITEMS": str(items_file), "COLDREC_LOAD_SCENARIO": scenario,
            "COLDREC_LOAD_VERSIONS": str(versions_file)}
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users), "-r", str(users),
            "-t", f"{seconds}s", "--host", url, "--csv", str(out_prefix), "--only-summary", "--stop-timeout", "10",
            "--loglevel", "WARNING"]
+    procs = {name: tree(pid) for name, pid in (watch or {}).items()}
+    before = {name: sum(cpu_seconds(p) for p in pids) for name, pids in procs.items()}
+    t0 = os.times()
     subprocess.run(cmd, env=env, check=False, timeout=seconds + 120, stdout=subprocess.DEVNULL)
+    t1 = os.times()
+    cpu = {name: sum(cpu_seconds(p) for p in pids) - before[name] for name, pids in procs.items()}
+    cpu["locust"] = (t1.children_user + t1.children_system) - (t0.children_user + t0.children_system)
     with open(f"{out_prefix}_stats.csv", encoding="utf-8") as fh:
         rows = {r["Name"]: r for r in csv.DictReader(fh)}
     agg = rows["Aggregated"]
     return {"requests": int(agg["Request Count"]), "failures": int(agg["Failure Count"]), "p50": float(agg["50%"]),
-            "p99": float(agg["99%"]), "rps": float(agg["Requests/s"]), "mean": float(agg["Average Response Time"])}
+            "p99": float(agg["99%"]), "rps": float(agg["Requests/s"]), "mean": float(agg["Average Response Time"]),
+            "cpu": cpu}
 
 
 def main() -> None:
@@ -142,7 +171,10 @@ def main() -> None:
     try:
         if a.promote_at is not None:
             threading.Timer(a.promote_at, set_current, args=(models, f"{version.name}-copy")).start()
-        load = run_locust(url, a.users, a.seconds, a.scenario, work / "items.json", work / "versions.txt", work / "locust")
+        pids = json.loads((work / "serve.pid").read_text())["pids"]
+        watch = {"milvus": pids[0], "service": pids[1]} if len(pids) == 2 else {"service": pids[0]}
+        load = run_locust(url, a.users, a.seconds, a.scenario, work / "items.json", work / "versions.txt", work / "locust",
+                          watch)
     finally:
         launch.stop(work / "serve.pid")
     versions = (work / "versions.txt").read_text().split() if (work / "versions.txt").exists() else []
@@ -157,6 +189,9 @@ def main() -> None:
         floor = inproc["floor"]
         print(f"| NumPy floor (brute-force top-200 of the profile vector) | {floor[0]:.3f} | {floor[1]:.3f} | | {a.calls} | |")
         print(f"\nratio in-process p50 / floor p50: {inproc['engine'][0] / max(inproc['floor'][0], 1e-9):.0f}x")
+    n = max(load["requests"], 1)
+    print("\nCPU per request (ms), by process: " + ", ".join(f"{k} {v * 1e3 / n:.1f}" for k, v in load["cpu"].items())
+          + f" (2 cores = {2e3 / max(load['rps'], 1e-9):.1f} ms of CPU per request at this rate)")
     if a.promote_at is not None:
         print(f"\npromotion at {a.promote_at:.0f} s: answers per model_version (in order of first appearance): {counts}")
     shutil.rmtree(work, ignore_errors=True)

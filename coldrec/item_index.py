@@ -238,14 +238,15 @@ class MilvusItemIndex:
 class BatchingIndex:
     """Concurrent searches sent as one: a request thread queues its query; a thread that finds no
     search in flight leads: it takes every query queued by then (with the first one's limit and
-    filter) and sends them to the index in one call, while the others wait. No timer: alone, a
-    query goes out at once; under load, queries that arrive while a search runs share the next.
+    filter) and sends them to the index in one call, while the others wait. With ``gather_ms`` 0
+    there is no timer: alone, a query goes out at once; under load, queries that arrive while a
+    search runs share the next. A small ``gather_ms`` lets the leader wait that long for company.
 
     Why: Milvus Lite's search costs mostly per call (a Python loop over the collection), so a
     batch of n queries costs far less than n searches (measured in benchmarks/README.md)."""
 
-    def __init__(self, inner: Any, max_batch: int = 64):
-        self.inner, self.max_batch = inner, max_batch
+    def __init__(self, inner: Any, max_batch: int = 64, gather_ms: float = 0.0):
+        self.inner, self.max_batch, self.gather_s = inner, max_batch, gather_ms / 1000
         self._cond = threading.Condition()
         self._pending: list[tuple[tuple, np.ndarray, dict[str, Any]]] = []
         self._busy = False
@@ -262,6 +263,8 @@ class BatchingIndex:
                     self._cond.wait()
                     continue
                 self._busy = True  # lead: take what is queued with the first query's limit and filter
+                if self.gather_s:  # let requests that are on their way join (the lock is released meanwhile)
+                    self._cond.wait(self.gather_s)
                 first = self._pending[0][0]
                 batch = [p for p in self._pending if p[0] == first][: self.max_batch]
                 taken = {id(p) for p in batch}

@@ -226,6 +226,8 @@ class ServingParams:
     reload_seconds: float
     lite_process: bool
     batch_searches: bool
+    batch_gather_ms: float
+    access_log: bool
     onnx_threads: int
 
 

@@ -80,7 +80,8 @@ def load_served(model_dir: Path, params: dict[str, Any], milvus: Any, dataset: s
                                 index_params=item_index.index_params(sv))
     sizes = CandidateSizes(sv.ann_candidates, sv.neighbour_candidates, sv.prior_candidates)
     index = item_index.MilvusItemIndex(milvus, name)
-    ranker = CandidateRanker(model, item_index.BatchingIndex(index) if sv.batch_searches else index, sizes)
+    ranker = CandidateRanker(model, item_index.BatchingIndex(index, gather_ms=sv.batch_gather_ms) if sv.batch_searches
+                             else index, sizes)
     return Served(model_dir.name, model_dir, model, ranker, name, *_item_facts(model.train.items))
 
 

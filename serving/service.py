@@ -46,7 +46,8 @@ def _engine_from_env() -> Engine:
                                 feast_repo=env("COLDREC_FEAST_REPO"), dataset=dataset)
 
 
-@bentoml.service(name="coldrec", workers=1, threads=_SERVING.threads, traffic={"timeout": 30})
+@bentoml.service(name="coldrec", workers=1, threads=_SERVING.threads, traffic={"timeout": 30},
+                 logging={"access": {"enabled": _SERVING.access_log}})
 class Coldrec:
     def __init__(self) -> None:
         self.engine = _engine_from_env()
