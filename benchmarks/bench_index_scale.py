@@ -186,7 +186,7 @@ def main() -> None:
               f"Milvus process {rss_mb(proc.pid) if proc else float('nan'):.0f} MB")
     finally:
         if proc is not None:
-            launch._stop(proc)
+            launch.stop_process(proc)
         shutil.rmtree(work, ignore_errors=True)
 
 

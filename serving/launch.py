@@ -60,7 +60,7 @@ def start_milvus_lite(data_dir: str, log: Path, timeout: float = 60) -> tuple[su
         if _port_open(port):
             return proc, f"http://127.0.0.1:{port}"
         time.sleep(0.1)
-    _stop(proc)
+    stop_process(proc)
     raise ColdrecError(f"milvus-lite server for {data_dir} did not listen within {timeout:.0f} s (see {log})")
 
 
@@ -89,7 +89,7 @@ def wait_ready(url: str, procs: list[subprocess.Popen], timeout: float, log: Pat
     raise ColdrecError(f"the service was not ready within {timeout:.0f} s (see {log})")
 
 
-def _stop(proc: subprocess.Popen, grace: float = 20) -> None:
+def stop_process(proc: subprocess.Popen, grace: float = 20) -> None:
     if proc.poll() is not None:
         return
     try:
@@ -132,7 +132,7 @@ def serve(host: str, port: int, env: dict[str, str], log: Path, lite_process: bo
         return ""
     finally:
         for p in reversed(procs):
-            _stop(p)
+            stop_process(p)
 
 
 def stop(pidfile: Path) -> list[int]:
