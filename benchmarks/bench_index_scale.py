@@ -2,7 +2,9 @@
 items in a Milvus Lite collection, ranked the way the service ranks, beside the NumPy floor.
 
     python -m benchmarks.bench_index_scale [--items 100000] [--queries 200] [--threads 8]
-        [--inproc-milvus] [--index HNSW|FLAT]
+        [--inproc-milvus] [--index HNSW|FLAT] [--model artifacts/models/online-retail]
+
+``--model``: a real version's catalogue, vectors and co-occurrence instead of the synthetic ones.
 
 Synthetic catalogue (seeded): 384-d unit vectors around 1,000 clusters; each item's
 co-occurrence row holds ~20 neighbours in its cluster (knn and session); popularity Zipf-like,
@@ -99,6 +101,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--inproc-milvus", action="store_true")
     ap.add_argument("--index", default="HNSW", choices=["HNSW", "FLAT"])
+    ap.add_argument("--model", default=None, help="a real model version (or models folder) instead of the synthetic catalogue")
     a = ap.parse_args()
     from threadpoolctl import threadpool_limits
 
@@ -110,7 +113,14 @@ def main() -> None:
     from serving import launch
 
     t0 = time.perf_counter()
-    model = synthetic_model(a.items)
+    if a.model:
+        from coldrec.paths import resolve_model
+        from coldrec.runtime.version import load_version
+
+        model = load_version(resolve_model(a.model))
+        a.items = model.train.n_items
+    else:
+        model = synthetic_model(a.items)
     t_synth = time.perf_counter() - t0
     work = Path(tempfile.mkdtemp(prefix="coldrec-scale-"))
     proc = None
@@ -171,8 +181,9 @@ def main() -> None:
             truth = set(np.argpartition(-sims, 200)[:200].tolist())
             recall.append(len(truth & set(rows.tolist())) / 200)
         layout = "in the ranking process" if a.inproc_milvus else "in its own process"
-        print(f"\n### {a.items:,} synthetic items, {a.index}, Milvus Lite {layout}\n")
-        print(f"synthetic catalogue {t_synth:.1f} s; collection build (insert, flush, index, load) {t_build:.1f} s; "
+        what = f"items of {a.model}" if a.model else "synthetic items"
+        print(f"\n### {a.items:,} {what}, {a.index}, Milvus Lite {layout}\n")
+        print(f"catalogue {t_synth:.1f} s; collection build (insert, flush, index, load) {t_build:.1f} s; "
               f"recall of the index's top-200 vs brute force: {np.mean(recall):.3f}")
         print("\n| measure | p50 ms | p99 ms | req/s |")
         print("| --- | ---: | ---: | ---: |")
