@@ -109,7 +109,7 @@ def main() -> None:
 
     from coldrec import item_index
     from coldrec.recommender import Profile
-    from coldrec.runtime.candidates import CandidateRanker, CandidateSizes
+    from coldrec.runtime.candidates import CandidateRanker
     from serving import launch
 
     t0 = time.perf_counter()
@@ -134,7 +134,10 @@ def main() -> None:
                 {"index_type": "HNSW", "metric_type": "COSINE", "params": {"M": 16, "efConstruction": 200}})
         item_index.build_collection(c, "scale", model.train.items, model.item_vecs, model.parts.pop > 0, spec)
         t_build = time.perf_counter() - t0
-        sizes = CandidateSizes()
+        from coldrec.config import load_params
+        from coldrec.params import typed
+
+        sizes = item_index.candidate_sizes(typed(load_params()).serving)  # as the service ranks
         plain = item_index.MilvusItemIndex(c, "scale")
         ranker = CandidateRanker(model, plain, sizes)
         rng = np.random.default_rng(1)

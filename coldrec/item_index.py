@@ -35,7 +35,6 @@ from coldrec.errors import ColdrecError
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 3_600_000, "grpc.keepalive_permit_without_calls": 0}
 CHUNK = 2000
 MAX_VARCHAR = 512
-INDEX_PARAMS = {"index_type": "HNSW", "metric_type": "COSINE", "params": {"M": 16, "efConstruction": 200}}
 
 _CLIENTS: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -75,17 +74,23 @@ def _text(v: Any) -> str:
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)[:MAX_VARCHAR]
 
 
-def item_rows(items: pd.DataFrame, vecs: np.ndarray, bought: np.ndarray, start: int = 0) -> list[dict[str, Any]]:
-    """Collection rows for catalogue rows ``start ..``; a missing price is -1, a missing
-    ``in_stock`` column means every item is in stock."""
-    price = pd.to_numeric(items["price"], errors="coerce") if "price" in items else pd.Series(np.nan, index=items.index)
-    stock = items["in_stock"].fillna(True).astype(bool) if "in_stock" in items else pd.Series(True, index=items.index)
-    cats = items["category"] if "category" in items else pd.Series(None, index=items.index)
-    return [{"row": start + j, "item_id": _text(iid), "vector": vecs[j].astype(np.float32),
-             "category": _text(c), "price": float(p) if np.isfinite(p) else -1.0, "in_stock": bool(s),
-             "bought": bool(b)}
-            for j, (iid, c, p, s, b) in enumerate(zip(items["item_id"], cats, price.to_numpy(float),
-                                                      stock.to_numpy(bool), bought))]
+def item_fields(items: pd.DataFrame) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Category, price (NaN when missing) and stock (True when no ``in_stock`` column) per item: what
+    the collection's filter fields and the service's filter masks are made of."""
+    cats = items["category"] if "category" in items else pd.Series(None, index=items.index, dtype=object)
+    price = pd.to_numeric(items["price"], errors="coerce").to_numpy(float) if "price" in items else np.full(len(items), np.nan)
+    stock = items["in_stock"].fillna(True).astype(bool).to_numpy() if "in_stock" in items else np.ones(len(items), bool)
+    return cats, price, stock
+
+
+def item_rows(items: pd.DataFrame, vecs: np.ndarray, bought: np.ndarray, rows: Sequence[int] | None = None
+              ) -> list[dict[str, Any]]:
+    """Collection rows (primary key ``rows``, default 0..n-1); a missing price is stored as -1."""
+    cats, price, stock = item_fields(items)
+    keys = range(len(items)) if rows is None else rows
+    return [{"row": int(r), "item_id": _text(iid), "vector": vecs[j].astype(np.float32), "category": _text(c),
+             "price": float(p) if np.isfinite(p) else -1.0, "in_stock": bool(s), "bought": bool(b)}
+            for j, (r, iid, c, p, s, b) in enumerate(zip(keys, items["item_id"], cats, price, stock, bought))]
 
 
 def _schema(dim: int):
@@ -111,7 +116,7 @@ def index_params(serving) -> dict[str, Any]:
 
 
 def build_collection(c, name: str, items: pd.DataFrame, vecs: np.ndarray, bought: np.ndarray,
-                     index_params: dict[str, Any] | None = None, force: bool = False, progress=None) -> dict[str, Any]:
+                     index_params: dict[str, Any], force: bool = False) -> dict[str, Any]:
     """Create collection ``name`` with every catalogue item; idempotent: a complete collection
     of the same size is kept unless ``force``. Built under a temporary name and renamed when
     complete, so a crash never leaves a half-filled collection under the real name."""
@@ -124,20 +129,16 @@ def build_collection(c, name: str, items: pd.DataFrame, vecs: np.ndarray, bought
             c.load_collection(name)
             return {"collection": name, "items": n, "built": False}
     tmp = f"{name}__building"[:255]
-    for old in (tmp,):
-        if c.has_collection(old):
-            c.drop_collection(old)
+    if c.has_collection(tmp):  # left by a build that crashed
+        c.drop_collection(tmp)
     c.create_collection(tmp, schema=_schema(int(vecs.shape[1])))
     rows = item_rows(items, vecs, bought)
     for s in range(0, n, CHUNK):
         c.insert(tmp, rows[s:s + CHUNK])
-        if progress is not None:
-            progress(min(s + CHUNK, n))
     c.flush(tmp)
-    spec = dict(INDEX_PARAMS if index_params is None else index_params)
     ip = c.prepare_index_params()
-    ip.add_index(field_name="vector", index_type=spec["index_type"], metric_type=spec["metric_type"],
-                 params=spec.get("params", {}))
+    ip.add_index(field_name="vector", index_type=index_params["index_type"], metric_type=index_params["metric_type"],
+                 params=index_params.get("params", {}))
     # lite builds the index within the call; waiting for it (sync=True) asks for AllocTimestamp,
     # which lite lacks (an ERROR with a traceback in its log each time)
     c.create_index(tmp, ip, sync=False)
@@ -148,6 +149,31 @@ def build_collection(c, name: str, items: pd.DataFrame, vecs: np.ndarray, bought
     c.rename_collection(tmp, name)
     c.load_collection(name)
     return {"collection": name, "items": n, "built": True}
+
+
+def build_for_model(c, name: str, model, serving, force: bool = False) -> dict[str, Any]:
+    """The collection of a loaded or fitted model (its catalogue, item vectors, bought flags), with
+    ``params.yaml``'s ``serving`` index settings: what the index stage, the service and the
+    evaluation's ``coldrec_served`` all build."""
+    return build_collection(c, name, model.train.items, model.item_vecs, np.asarray(model.parts.pop) > 0,
+                            index_params(serving), force=force)
+
+
+def served_ranker(model, serving, c, name: str, batching: bool = False):
+    """The two-stage ranker the service ranks with, on collection ``name`` (built if missing)."""
+    from coldrec.runtime.candidates import CandidateRanker
+
+    build_for_model(c, name, model, serving)
+    index: Any = MilvusItemIndex(c, name)
+    if batching:
+        index = BatchingIndex(index, gather_ms=serving.batch_gather_ms)
+    return CandidateRanker(model, index, candidate_sizes(serving))
+
+
+def candidate_sizes(serving):
+    from coldrec.runtime.candidates import CandidateSizes
+
+    return CandidateSizes(serving.ann_candidates, serving.neighbour_candidates, serving.prior_candidates)
 
 
 def aliased(c, alias: str) -> str | None:
@@ -175,9 +201,7 @@ def upsert_items(c, name: str, items: pd.DataFrame, vecs: np.ndarray, rows: Sequ
                  bought: np.ndarray | None = None) -> int:
     """Insert or replace items at the given rows (new items: rows after the catalogue), then flush
     (unflushed rows would be rescanned by every search)."""
-    data = item_rows(items, vecs, np.zeros(len(items), bool) if bought is None else bought)
-    for d, r in zip(data, rows):
-        d["row"] = int(r)
+    data = item_rows(items, vecs, np.zeros(len(items), bool) if bought is None else bought, rows)
     for s in range(0, len(data), CHUNK):
         c.upsert(name, data[s:s + CHUNK])
     c.flush(name)

@@ -265,15 +265,12 @@ def index(model: str | Path | None = None, params: dict[str, Any] | None = None,
     uri = uri or paths.milvus_uri()
 
     def go() -> StageResult:
-        import numpy as np
-
         runtime = load_version(target, params)
         if uri.endswith(".db"):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
         c = item_index.client(uri)
         name = item_index.collection_name(dataset, target.name)
-        info = item_index.build_collection(c, name, runtime.train.items, runtime.item_vecs,
-                                           np.asarray(runtime.parts.pop) > 0, item_index.index_params(typed(params).serving))
+        info = item_index.build_for_model(c, name, runtime, typed(params).serving)
         previous = item_index.point_alias(c, item_index.alias_name(dataset), name) if promote else None
         return StageResult("index", Path(uri), {"dataset": dataset, "version": target.name, **info,
                                                 "alias": item_index.alias_name(dataset) if promote else None,

@@ -30,7 +30,7 @@ from coldrec.errors import ColdrecError, DataError
 from coldrec.params import typed, with_overrides
 from coldrec.paths import CURRENT, current_version, feast_repo_dir, models_dir, resolve_model
 from coldrec.recommender import Profile
-from coldrec.runtime.candidates import CandidateRanker, CandidateSizes
+from coldrec.runtime.candidates import CandidateRanker
 from coldrec.runtime.profile import describe
 from coldrec.runtime.version import load_version
 from serving.schemas import Filters, RecommendRequest, ShopperSignals, SimilarRequest
@@ -76,20 +76,13 @@ def load_served(model_dir: Path, params: dict[str, Any], milvus: Any, dataset: s
     # one ONNX Runtime thread per query: requests already run in parallel on their own threads
     model = load_version(model_dir, with_overrides(params, {"quantize": {"intra_op_threads": sv.onnx_threads}}))
     name = item_index.collection_name(dataset, model_dir.name)
-    item_index.build_collection(milvus, name, model.train.items, model.item_vecs, np.asarray(model.parts.pop) > 0,
-                                index_params=item_index.index_params(sv))
-    sizes = CandidateSizes(sv.ann_candidates, sv.neighbour_candidates, sv.prior_candidates)
-    index = item_index.MilvusItemIndex(milvus, name)
-    ranker = CandidateRanker(model, item_index.BatchingIndex(index, gather_ms=sv.batch_gather_ms) if sv.batch_searches
-                             else index, sizes)
+    ranker = item_index.served_ranker(model, sv, milvus, name, batching=sv.batch_searches)
     return Served(model_dir.name, model_dir, model, ranker, name, *_item_facts(model.train.items))
 
 
 def _item_facts(items) -> tuple[list[frozenset[str]], np.ndarray, np.ndarray]:
-    cats = [_categories(c) for c in (items["category"] if "category" in items else [None] * len(items))]
-    prices = pd.to_numeric(items["price"], errors="coerce").to_numpy(float) if "price" in items else np.full(len(items), np.nan)
-    stock = items["in_stock"].fillna(True).astype(bool).to_numpy() if "in_stock" in items else np.ones(len(items), bool)
-    return cats, prices, stock
+    cats, prices, stock = item_index.item_fields(items)
+    return [_categories(c) for c in cats], prices, stock
 
 
 def catalogue_log(dataset: str) -> Path:

@@ -72,9 +72,9 @@ class NumpyIndex:
 
 @dataclass(frozen=True)
 class CandidateSizes:
-    ann: int = 200  # nearest items to the profile vector
-    neighbours: int = 200  # strongest co-occurrence neighbours per sparse component
-    prior: int = 50  # top items of each prior
+    ann: int  # nearest items to the profile vector (params.yaml serving.ann_candidates)
+    neighbours: int  # strongest co-occurrence neighbours per sparse component
+    prior: int  # top items of each prior
 
 
 class _Row:
@@ -135,8 +135,7 @@ def _top(row: np.ndarray, m: int) -> np.ndarray:
 class CandidateRanker:
     """The served ranking of one model version: ``index`` finds nearest items, ``model`` blends."""
 
-    def __init__(self, model: ColdrecRuntime, index: ItemIndex, sizes: CandidateSizes = CandidateSizes(),
-                 cache_size: int = 256):
+    def __init__(self, model: ColdrecRuntime, index: ItemIndex, sizes: CandidateSizes, cache_size: int = 256):
         self.model, self.index, self.sizes = model, index, sizes
         v = model.item_vecs.astype(np.float64)
         self.n = len(v)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from coldrec.recommender import TrainData
+from serving.launch import free_port
 from tests.conftest import ROOT, make_items, params_with
 from tests.unit.test_model import TINY_OVERRIDES, _shop_events, _shop_users
 
 KEY = "test-key-" + uuid.uuid4().hex[:8]
 TINY = params_with(TINY_OVERRIDES)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _versions(base: Path) -> Path:
@@ -115,6 +109,6 @@ def running_server(base: Path):
            "COLDREC_MILVUS_URI": str(base / "milvus" / "coldrec.db"), "COLDREC_FEAST_REPO": str(repo),
            "COLDREC_API_KEY": KEY, "COLDREC_DATA_DIR": str(base / "data")}
     argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:Coldrec", "--host", "127.0.0.1",
-            "--port", str(_free_port()), "--working-dir", str(ROOT)]
+            "--port", str(free_port()), "--working-dir", str(ROOT)]
     with server_process(argv, env, base / "server.log") as url:
         yield {"url": url, "base": base, "log": base / "server.log"}

@@ -68,9 +68,10 @@ def test_build_search_filter_alias_upsert_delete(milvus):
 
 def test_rebuild_keeps_the_alias_on_a_complete_collection(milvus):
     items, v, bought = _catalogue(50)
-    ix.build_collection(milvus, "coldrec_r_v1", items, v, bought)
+    hnsw = {"index_type": "HNSW", "metric_type": "COSINE", "params": {"M": 16, "efConstruction": 200}}
+    ix.build_collection(milvus, "coldrec_r_v1", items, v, bought, hnsw)
     ix.point_alias(milvus, "coldrec_r_production", "coldrec_r_v1")
-    info = ix.build_collection(milvus, "coldrec_r_v1", items, v, bought, force=True)
+    info = ix.build_collection(milvus, "coldrec_r_v1", items, v, bought, hnsw, force=True)
     assert info["built"] and ix.aliased(milvus, "coldrec_r_production") == "coldrec_r_v1"
 
 

@@ -8,8 +8,9 @@ import os
 import subprocess
 import sys
 
+from serving.launch import free_port
 from tests.conftest import ROOT
-from tests.integration.serving_support import _free_port, call, server_process
+from tests.integration.serving_support import call, server_process
 
 
 def test_bento_builds_and_serves_its_version(server, tmp_path):
@@ -31,7 +32,7 @@ def test_bento_builds_and_serves_its_version(server, tmp_path):
 
     env.update(COLDREC_MILVUS_URI=str(tmp_path / "milvus" / "b.db"), COLDREC_FEAST_REPO="", COLDREC_DATA_DIR=str(tmp_path / "d"))
     env.pop("COLDREC_API_KEY", None)
-    argv = [sys.executable, "-m", "bentoml", "serve", info["bento"], "--host", "127.0.0.1", "--port", str(_free_port())]
+    argv = [sys.executable, "-m", "bentoml", "serve", info["bento"], "--host", "127.0.0.1", "--port", str(free_port())]
     with server_process(argv, env, tmp_path / "bento.log", cwd=tmp_path) as url:
         status, body = call(url, "/recommend", {"recent_items": ["i0"], "k": 2}, key=None)
     assert status == 200 and body["model_version"] == "v1" and len(body["items"]) == 2, body

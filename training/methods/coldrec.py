@@ -16,7 +16,6 @@ import numpy as np
 from coldrec import item_index
 from coldrec.params import typed
 from coldrec.recommender import Profile, Recommender, TrainData
-from coldrec.runtime.candidates import CandidateRanker, CandidateSizes
 from training.model.hybrid import ColdrecModel
 from training.quantize.int8 import quantize_model, quantize_settings
 
@@ -62,16 +61,6 @@ class ColdrecVariant(Recommender):
         return model
 
 
-def served_ranker(model, params: dict[str, Any], uri: str, collection: str) -> CandidateRanker:
-    """The service's two-stage ranking of ``model``, on a Milvus collection built at ``uri``."""
-    sv = typed(params).serving
-    c = item_index.client(uri)
-    item_index.build_collection(c, collection, model.train.items, model.item_vecs, np.asarray(model.parts.pop) > 0,
-                                index_params=item_index.index_params(sv))
-    sizes = CandidateSizes(sv.ann_candidates, sv.neighbour_candidates, sv.prior_candidates)
-    return CandidateRanker(model, item_index.MilvusItemIndex(c, collection), sizes)
-
-
 class ServedVariant(Recommender):
     """``coldrec_served``: the int8 model (shared with ``coldrec``) ranked as served: candidates
     from a Milvus Lite collection of its item vectors (a temporary one per fit), co-occurrence
@@ -90,7 +79,8 @@ class ServedVariant(Recommender):
         params = self.params or load_params()
         model = ColdrecVariant(params, quantized=True).fit(train)
         work = tempfile.mkdtemp(prefix="coldrec-served-")
-        self.ranker = served_ranker(model, params, f"{work}/milvus.db", "coldrec_evaluation")
+        self.ranker = item_index.served_ranker(model, typed(params).serving, item_index.client(f"{work}/milvus.db"),
+                                               "coldrec_evaluation")
         weakref.finalize(self, shutil.rmtree, work, True)
         self.train = model.train
         return self
