@@ -53,7 +53,7 @@ class Served:
     model: Any  # ColdrecRuntime
     ranker: CandidateRanker
     collection: str
-    categories: list[frozenset[str]]
+    categories: dict[str, np.ndarray]  # lower-cased category -> its catalogue rows (built once per snapshot)
     prices: np.ndarray
     in_stock: np.ndarray
     removed: np.ndarray | None = None  # items deleted since the version was trained (never served)
@@ -80,9 +80,13 @@ def load_served(model_dir: Path, params: dict[str, Any], milvus: Any, dataset: s
     return Served(model_dir.name, model_dir, model, ranker, name, *_item_facts(model.train.items))
 
 
-def _item_facts(items) -> tuple[list[frozenset[str]], np.ndarray, np.ndarray]:
+def _item_facts(items) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     cats, prices, stock = item_index.item_fields(items)
-    return [_categories(c) for c in cats], prices, stock
+    rows: dict[str, list[int]] = {}
+    for r, value in enumerate(cats):
+        for c in _categories(value):
+            rows.setdefault(c, []).append(r)
+    return {c: np.array(r, np.int64) for c, r in rows.items()}, prices, stock
 
 
 def catalogue_log(dataset: str) -> Path:
@@ -239,8 +243,10 @@ class Engine:
             return None, (~removed if removed.any() else None)
         ok = ~removed
         if f.categories:
-            want = {c.lower() for c in f.categories}
-            ok &= np.fromiter((bool(c & want) for c in s.categories), bool, len(s.categories))
+            in_any = np.zeros(len(ok), bool)
+            for c in {c.lower() for c in f.categories}:
+                in_any[s.categories.get(c, [])] = True
+            ok &= in_any
         with np.errstate(invalid="ignore"):
             if f.price_min is not None:
                 ok &= s.prices >= f.price_min
