@@ -14,7 +14,8 @@ from pathlib import Path
 from coldrec.config import settings
 from coldrec.errors import ColdrecError
 
-CURRENT = "current"  # file in a dataset's models folder naming its current version
+CURRENT = "current"  # file in a dataset's models folder naming its production version (serving follows it)
+LATEST = "latest"  # file naming the newest trained version (the candidate the pipeline works on)
 
 
 def prepared_dir(dataset: str) -> Path:
@@ -41,8 +42,29 @@ def evaluation_dir(dataset: str, split: str) -> Path:
 
 def milvus_uri() -> str:
     """The item index: ``$COLDREC_MILVUS_URI`` (a Milvus server ``http://host:19530`` or a Milvus
-    Lite ``.db`` path), else Milvus Lite under the data dir."""
-    return os.environ.get("COLDREC_MILVUS_URI") or str(settings().data_dir / "milvus" / "coldrec.db")
+    Lite ``.db`` path), else Milvus Lite under the data dir. A Milvus Lite file is held by one
+    process only: while ``coldrec serve`` runs its ``milvus-lite server`` on it, that server's
+    address (``<db>.server``) is the URI, so a pipeline run or a promotion reaches the same index."""
+    uri = os.environ.get("COLDREC_MILVUS_URI") or str(settings().data_dir / "milvus" / "coldrec.db")
+    if uri.endswith(".db"):
+        server = Path(uri + ".server")
+        if server.is_file():
+            url = server.read_text(encoding="utf-8").strip()
+            if _answers(url):
+                return url
+    return uri
+
+
+def _answers(url: str) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    try:
+        with socket.create_connection((u.hostname or "127.0.0.1", u.port or 19530), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def models_root() -> Path:
@@ -54,30 +76,62 @@ def models_dir(dataset: str) -> Path:
     return models_root() / dataset
 
 
-def set_current(models: Path, version: str) -> Path:
-    """Point ``models/current`` at ``version`` (atomically: a reader sees the old or the new name)."""
+def _set_pointer(models: Path, name: str, version: str) -> Path:
     models.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".current-", dir=models)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=models)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(version + "\n")
-    os.replace(tmp, models / CURRENT)
+    os.replace(tmp, models / name)
     return models / version
 
 
-def current_version(models: Path) -> Path:
-    """The version directory ``models/current`` names; a clear error when there is none."""
-    pointer = models / CURRENT
+def set_current(models: Path, version: str) -> Path:
+    """Point ``models/current`` (production: what serving answers with) at ``version``, atomically
+    (a reader sees the old or the new name). Only promotion and rollback call it."""
+    return _set_pointer(models, CURRENT, version)
+
+
+def set_latest(models: Path, version: str) -> Path:
+    """Point ``models/latest`` at a newly trained version: the candidate quantize, index, bundle and
+    the gate work on, which is not served until it is promoted."""
+    return _set_pointer(models, LATEST, version)
+
+
+def _pointed(models: Path, name: str, hint: str) -> Path:
+    pointer = models / name
     if not pointer.is_file():
-        raise ColdrecError(f"{models}: no current model version (no {CURRENT} file): run `coldrec train` first")
+        raise ColdrecError(f"{models}: no {name} model version (no {name} file): {hint}")
     version = pointer.read_text(encoding="utf-8").strip()
     if not version or "/" in version or not (models / version).is_dir():
         raise ColdrecError(f"{pointer}: names version {version!r}, which is not a directory in {models}")
     return models / version
 
 
-def resolve_model(path: str | Path) -> Path:
-    """A model version directory, or a dataset's models folder (its current version)."""
+def current_version(models: Path) -> Path:
+    """The production version directory ``models/current`` names; a clear error when there is none."""
+    return _pointed(models, CURRENT, "promote one first (`coldrec models promote V`, or `coldrec pipeline run`)")
+
+
+def latest_version(models: Path) -> Path:
+    """The newest trained version (``models/latest``); before any pointer was written by this code,
+    the production one."""
+    if not (models / LATEST).is_file() and (models / CURRENT).is_file():
+        return current_version(models)
+    return _pointed(models, LATEST, "run `coldrec train` first")
+
+
+def registry_dir() -> Path:
+    """The model registry's git repository (GTO tags; one artifact per dataset)."""
+    return Path(os.environ.get("COLDREC_REGISTRY") or settings().root / "artifacts" / "registry")
+
+
+def gate_dir(dataset: str) -> Path:
+    return settings().root / "reports" / "gate" / dataset
+
+
+def resolve_model(path: str | Path, pointer: str = CURRENT) -> Path:
+    """A model version directory, or a dataset's models folder (the version its ``pointer`` names)."""
     p = Path(path)
-    if (p / "metadata.json").is_file() or not (p / CURRENT).exists():
+    if (p / "metadata.json").is_file() or not ((p / CURRENT).exists() or (p / LATEST).exists()):
         return p
-    return current_version(p)
+    return latest_version(p) if pointer == LATEST else current_version(p)

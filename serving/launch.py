@@ -30,6 +30,9 @@ from coldrec.errors import ColdrecError
 SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+SERVER_SUFFIX = ".server"  # kept in step with coldrec.paths.milvus_uri
+
+
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**SINGLE_THREADED, **os.environ, **(extra or {})}
 
@@ -46,6 +49,11 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def advertise(db: str | Path) -> Path:
+    """The file beside a Milvus Lite ``.db`` naming the server process that holds it."""
+    return Path(str(db) + SERVER_SUFFIX)
+
+
 def start_milvus_lite(data_dir: str, log: Path, timeout: float = 60) -> tuple[subprocess.Popen, str]:
     """``milvus-lite server`` for one data directory on a free loopback port; its URI."""
     Path(data_dir).parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +66,11 @@ def start_milvus_lite(data_dir: str, log: Path, timeout: float = 60) -> tuple[su
         if proc.poll() is not None:
             raise ColdrecError(f"milvus-lite server for {data_dir} exited with {proc.returncode} (see {log})")
         if _port_open(port):
-            return proc, f"http://127.0.0.1:{port}"
+            url = f"http://127.0.0.1:{port}"
+            # other processes (a pipeline run, `coldrec models promote`) must reach this one process
+            # instead of opening the .db themselves: paths.milvus_uri() reads this file
+            advertise(data_dir).write_text(url, encoding="utf-8")
+            return proc, url
         time.sleep(0.1)
     stop_process(proc)
     raise ColdrecError(f"milvus-lite server for {data_dir} did not listen within {timeout:.0f} s (see {log})")

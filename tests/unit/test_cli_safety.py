@@ -172,8 +172,8 @@ CASES = [
     Case("quantize-not-a-version", ["quantize", "--model", "{box}/mine"], 2, "not a coldrec model version", _mine),
     Case("quantize-not-a-version-folder", ["quantize", "--model", "{box}/models"], 2,
          "models: not a coldrec model version (missing encoder", lambda b: (b / "models").mkdir()),
-    Case("quantize-no-current-version", ["quantize", "--dataset", "never-trained"], 2,
-         "never-trained: no current model version (no current file): run `coldrec train` first"),
+    Case("quantize-no-trained-version", ["quantize", "--dataset", "never-trained"], 2,
+         "never-trained: no latest model version (no latest file): run `coldrec train` first"),
     Case("quantize-dangling-current", ["quantize", "--model", "{box}/models"], 2, "names version 'v-gone'",
          lambda b: ((b / "models").mkdir(), (b / "models" / "current").write_text("v-gone\n"))),
     # --- params.yaml -------------------------------------------------------------------------------

@@ -160,11 +160,12 @@ def test_train_command_writes_a_model_version(cli, tmp_path, monkeypatch):
     assert not (tmp_path / "model2").exists()
 
 
-def test_train_without_out_writes_a_new_version_and_points_current_at_it(tmp_path, monkeypatch):
+def test_train_without_out_writes_a_new_version_and_points_latest_at_it(tmp_path, monkeypatch):
     """The default layout every entry point shares: artifacts/models/<dataset>/<version>/ + current."""
     import yaml
 
     from coldrec import paths, stages
+    from coldrec.runtime.version import read_metadata
 
     home = tmp_path / "home"
     home.mkdir()
@@ -178,12 +179,23 @@ def test_train_without_out_writes_a_new_version_and_points_current_at_it(tmp_pat
     res = stages.train(stages.Source(events=d / "events.csv", items=d / "items.csv"))
     models = home / "artifacts" / "models" / "shop"
     assert res.path.parent == models and res.path.name.startswith("v-") and res.summary["version"] == res.path.name
-    assert (models / "current").read_text().strip() == res.path.name
-    assert paths.current_version(models) == res.path == paths.resolve_model(models)
-    assert (res.path / "metadata.json").is_file() and res.to_dict()["stage"] == "train"
-    (models / "current").write_text("v-gone\n")
-    with pytest.raises(ColdrecError, match="names version 'v-gone', which is not a directory"):
+    # a trained version is the latest candidate, not production: only a promotion moves `current`
+    assert (models / "latest").read_text().strip() == res.path.name and not (models / "current").exists()
+    assert paths.latest_version(models) == res.path == paths.resolve_model(models, pointer=paths.LATEST)
+    with pytest.raises(ColdrecError, match="no current model version"):
         paths.current_version(models)
+    assert (res.path / "metadata.json").is_file() and res.to_dict()["stage"] == "train"
+    assert pd.Timestamp(read_metadata(res.path)["trained_until"]) > _shop_events()["timestamp"].max()
+    # reuse: the same data, params and code give the same version, taken as it is
+    again = stages.train(stages.Source(events=d / "events.csv", items=d / "items.csv"), reuse=True)
+    assert again.path == res.path and again.summary["reused"] is True
+    # until: only earlier events; another version, which records the cut
+    cut = stages.train(stages.Source(events=d / "events.csv", items=d / "items.csv"), until="2024-02-01")
+    assert cut.path != res.path and read_metadata(cut.path)["trained_until"].startswith("2024-02-01T00:00:00")
+    assert read_metadata(cut.path)["events"] < read_metadata(res.path)["events"]
+    (models / "latest").write_text("v-gone\n")
+    with pytest.raises(ColdrecError, match="names version 'v-gone', which is not a directory"):
+        paths.latest_version(models)
 
 
 def _first_seen(events: pd.DataFrame) -> pd.Series:

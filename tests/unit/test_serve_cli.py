@@ -9,8 +9,8 @@ import pytest
     (["serve", "--version", "no-such-version", "--dataset", "shop-none"], "no such version"),
     (["serve", "--dataset", "shop-none"], "no current model version"),
     (["serve", "--stop"], "nothing to stop"),
-    (["index", "--dataset", "shop-none"], "no current model version"),
-    (["bundle", "--dataset", "shop-none"], "no current model version"),
+    (["index", "--dataset", "shop-none"], "no latest model version"),
+    (["bundle", "--dataset", "shop-none"], "no latest model version"),
 ])
 def test_serving_commands_fail_clearly(cli, args, needle):
     res = cli(*args)
