@@ -232,6 +232,26 @@ class ServingParams:
 
 
 @dataclass(frozen=True)
+class RegistryParams:
+    gate_k: int
+    tolerance: float
+    gate_max_users: int | None
+    require_fidelity: bool
+    gate_baselines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    schedule: str | None
+    retries: int
+    retry_delay_minutes: float
+    max_retry_delay_minutes: float
+    task_timeout_minutes: float
+    run_timeout_minutes: float
+    bundle: bool
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     data: DataParams
@@ -243,6 +263,8 @@ class Params:
     features: FeaturesParams
     quantize: QuantizeParams
     serving: ServingParams
+    registry: RegistryParams
+    pipeline: PipelineParams
 
 
 # The methods the evaluation can run (training/methods/ builds them; a test keeps both lists equal).
@@ -323,10 +345,10 @@ def _build(cls: type, value: Any, where: str) -> Any:
         raise ConfigError(f"params: missing key(s) {', '.join(prefix + k for k in missing)} "
                           "(params.yaml must give every key: the code has no defaults)")
     out = {k: _convert(value[k], hints[k], prefix + k) for k in fields}
-    if where == "evaluation":
-        unknown_methods = [m for m in out["methods"] if m not in METHOD_NAMES]
+    for section, key in (("evaluation", "methods"), ("registry", "gate_baselines")):
+        unknown_methods = [m for m in out.get(key, ()) if m not in METHOD_NAMES] if where == section else []
         if unknown_methods:
-            raise ConfigError(f"params: evaluation.methods: unknown {', '.join(unknown_methods)} "
+            raise ConfigError(f"params: {section}.{key}: unknown {', '.join(unknown_methods)} "
                               f"(available: {', '.join(METHOD_NAMES)})")
     for key, allowed in CHOICES.items():
         section, _, name = key.rpartition(".")

@@ -104,3 +104,17 @@ def build_bento(version_dir: Path, dataset: str, root: Path) -> dict[str, Any]:
     return {"bento": bento, "model": tag, "version": version_dir.name, "dataset": dataset,
             "serve": f"bentoml serve {bento}", "containerize": f"bentoml containerize {bento}",
             "spec": json.loads(json.dumps(spec))}
+
+
+def find_bento(dataset: str, version: str) -> str | None:
+    """The newest Bento built for this dataset's model version (labels set by :func:`build_bento`)."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        bentos = bentoml.bentos.list("coldrec")
+    except NotFound:
+        return None
+    found = [b for b in bentos
+             if b.info.labels.get("dataset") == dataset and b.info.labels.get("model_version") == version]
+    return str(max(found, key=lambda b: b.info.creation_time).tag) if found else None
