@@ -24,26 +24,19 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
-# The main job: the pipeline on the default dataset (online-retail), stage by stage, then the
-# service (Milvus item index + BentoML) started in the background and asked for a sample.
-# Each line calls one function of coldrec/stages.py, the same one the DAGs and dvc.yaml call.
-# train writes artifacts/models/online-retail/<version>/ and points .../current at it;
-# quantize works on that current version.
+# The main job: the retrain pipeline on the default dataset (online-retail) run by Airflow itself
+# (`coldrec pipeline run`: the coldrec_retrain DAG via dag.test(), SQLite metadata DB in data/airflow):
+# prepare, validate (Great Expectations), features (Feast apply + materialise), train, quantize,
+# gate (candidate vs production and baselines on unseen cold-start shoppers), register (GTO),
+# index (Milvus Lite), bundle (BentoML), promote; then the service started in the background and
+# asked for a sample. Each task calls a function of coldrec/stages.py, as the CLI and dvc.yaml do.
 run: install
-	$(BIN)/coldrec data prepare
-	$(BIN)/coldrec validate
-	$(BIN)/coldrec features build
-	$(BIN)/coldrec features apply
-	$(BIN)/coldrec features materialize
-	$(BIN)/coldrec train
-	$(BIN)/coldrec quantize
-	$(BIN)/coldrec evaluate
-	$(BIN)/coldrec index --promote
 	-$(BIN)/coldrec serve --stop 2>/dev/null
+	$(BIN)/coldrec pipeline run
 	$(BIN)/coldrec serve --detach --port $(PORT)
 	@echo '$$ curl -s -X POST http://127.0.0.1:$(PORT)/recommend -H "Content-Type: application/json" -d '"'"'$(SAMPLE)'"'"
 	@curl -sf -X POST http://127.0.0.1:$(PORT)/recommend -H "Content-Type: application/json" -d '$(SAMPLE)' | $(BIN)/python -m json.tool
-	@echo "the service is up on http://127.0.0.1:$(PORT) (stop it: .venv/bin/coldrec serve --stop)"
+	@echo "the service is up on http://127.0.0.1:$(PORT) (stop it: make stop); models: .venv/bin/coldrec models list"
 
 # Stop the service `make run` left running.
 stop: install

@@ -165,12 +165,16 @@ def train_cmd(
     data_dir: Path | None = DataDirOpt,
     out: Path | None = typer.Option(
         None, "--out", "-o",
-        help="Model version directory (default: artifacts/models/<dataset>/<version>/, and <dataset>/current then names it).",
+        help="Model version directory (default: artifacts/models/<dataset>/<version>/, and <dataset>/latest then names it).",
     ),
+    holdout: bool = typer.Option(
+        False, "--holdout", help="Train on events before the promotion gate's cut only, so `coldrec gate` can judge this "
+        "version on shoppers it has not seen (what the retrain pipeline does)."),
     force: bool = ForceOpt,
 ) -> None:
-    """Fine-tune the encoder on behaviour, fit the hybrid blend, write a new model version."""
-    res = stages.train(Source(dataset, events, items, users, data_dir), out=out, force=force)
+    """Fine-tune the encoder on behaviour, fit the hybrid blend, write a new model version (a
+    candidate: `coldrec models promote` makes it the served one)."""
+    res = stages.train(Source(dataset, events, items, users, data_dir), out=out, force=force, holdout=holdout)
     r = res.summary
     best = r["finetune_best_val_ndcg@10"]
     console.print(f"trained in {r['train_seconds']} s (fine-tune: {r['finetune_steps']} steps, best validation NDCG@10 "
@@ -343,11 +347,11 @@ def index_cmd(
     model: Path | None = typer.Option(None, "--model", "-m", help="A model version directory (default: the current version)."),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Dataset (default: params.yaml data.default_dataset)."),
     milvus_uri: str | None = typer.Option(None, "--milvus-uri", help="Milvus Lite .db path or server URI."),
-    promote: bool = typer.Option(False, "--promote", help="Also point the dataset's production alias at it."),
 ) -> None:
-    """Build the version's item collection in Milvus (vectors + filter fields; HNSW index)."""
+    """Build the version's item collection in Milvus (vectors + filter fields; HNSW index), ahead of
+    promoting it (`coldrec models promote` points the production alias at it)."""
     with console.status("building the item collection..."):
-        res = stages.index(model, dataset=dataset, uri=milvus_uri, promote=promote)
+        res = stages.index(model, dataset=dataset, uri=milvus_uri)
     console.print_json(json.dumps(res.to_dict(), default=str))
 
 
@@ -399,6 +403,116 @@ def serve_cmd(
                        pidfile=pidfile if detach else None)
     if detach:
         console.print(f"ready: [bold]{url}[/] (stop it with `coldrec serve --stop`)")
+
+
+@app.command("gate")
+@user_errors
+def gate_cmd(
+    dataset: str | None = DatasetOpt,
+    model: Path | None = typer.Option(None, "--model", "-m", help="Candidate version directory (default: the latest trained)."),
+) -> None:
+    """Judge the candidate against production on cold-start shoppers neither has seen (exit 1 if it
+    may not be promoted). Report: reports/gate/<dataset>/<version>.json."""
+    res = stages.gate(dataset, model=model)
+    print_summary(res.to_dict())
+    if not res.summary.get("passed"):
+        raise typer.Exit(1)
+
+
+models_app = typer.Typer(help="Model registry (GTO tags in artifacts/registry): list, show, register, promote, rollback.",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+@user_errors
+def models_list(dataset: str | None = DatasetOpt) -> None:
+    """Registered versions, newest first, with stage and gate result."""
+    from coldrec.config import load_params
+    from coldrec.params import typed
+    from coldrec.promotion import listing
+
+    ds = dataset or typed(load_params()).data.default_dataset
+    rows = listing(ds)
+    t = Table(title=f"{ds} model versions")
+    for col in ("version", "model_version", "stage", "gate", "ndcg@10_k3", "parent", "created", "code"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(*("" if r[c] is None else str(r[c]) for c in ("version", "model_version", "stage", "gate", "ndcg@10_k3",
+                                                                 "parent", "created", "code")))
+    console.print(t if rows else f"no registered version of {ds} (run `coldrec pipeline run` or `coldrec models register`)")
+
+
+@models_app.command("show")
+@user_errors
+def models_show(version: str = typer.Argument(..., help="v0.0.N or a model directory name v-<hash>"),
+                dataset: str | None = DatasetOpt) -> None:
+    """A version's lineage: data fingerprint, params, metrics, gate report, code commit, parent."""
+    from coldrec.config import load_params
+    from coldrec.params import typed
+    from coldrec.registry import Registry
+
+    ds = dataset or typed(load_params()).data.default_dataset
+    console.print_json(json.dumps(Registry().get(ds, version).to_dict(), default=str))
+
+
+@models_app.command("register")
+@user_errors
+def models_register(dataset: str | None = DatasetOpt,
+                    model: Path | None = typer.Option(None, "--model", "-m", help="Version directory (default: latest).")) -> None:
+    """Register a trained version (with its gate report when `coldrec gate` judged it)."""
+    console.print_json(json.dumps(stages.register(dataset, model=model).to_dict(), default=str))
+
+
+@models_app.command("promote")
+@user_errors
+def models_promote(version: str = typer.Argument(..., help="v0.0.N or a model directory name v-<hash>"),
+                   dataset: str | None = DatasetOpt,
+                   force: bool = typer.Option(False, "--force", help="Promote even if the version failed its gate.")) -> None:
+    """Make a registered version production: its item collection and Bento are made ready, then
+    the registry, the index alias and the served model switch together."""
+    with console.status(f"promoting {version} ..."):
+        res = stages.promote(dataset, version=version, force=force)
+    console.print_json(json.dumps(res.to_dict(), default=str))
+
+
+@models_app.command("rollback")
+@user_errors
+def models_rollback(dataset: str | None = DatasetOpt) -> None:
+    """Put back the version that was production before the current one."""
+    with console.status("rolling back ..."):
+        res = stages.rollback(dataset)
+    console.print_json(json.dumps(res.to_dict(), default=str))
+
+
+pipeline_app = typer.Typer(help="The retrain pipeline (Airflow DAG coldrec_retrain).", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+
+
+@pipeline_app.command("run")
+@user_errors
+def pipeline_run(dataset: str | None = DatasetOpt, events: Path | None = EventsOpt, items: Path | None = ItemsOpt,
+                 users: Path | None = UsersOpt) -> None:
+    """Run the coldrec_retrain DAG once, in process (Airflow's dag.test(), SQLite metadata DB in the
+    data dir): validate, features, train, quantize, gate, register, index, bundle, promote.
+    Exit 1 when a task failed; a candidate the gate refused is a successful run (see the report)."""
+    from coldrec.airflow_local import run
+    from coldrec.config import load_params
+    from coldrec.params import typed
+
+    conf = {"dataset": dataset or typed(load_params()).data.default_dataset,
+            **{k: str(v.resolve()) for k, v in (("events", events), ("items", items), ("users", users)) if v}}
+    result = run(conf)
+    report = result.get("report") or {}
+    t = Table(title=f"coldrec_retrain {result.get('run_id')}: {result.get('state')}")
+    for col in ("task", "state", "seconds"):
+        t.add_column(col)
+    for row in report.get("tasks", []):
+        t.add_row(row["task"], row["state"], "" if row["seconds"] is None else f"{row['seconds']:.1f}")
+    console.print(t)
+    console.print(f"[bold]{escape(str(report.get('outcome')))}[/] (report: {report.get('path', 'none')})")
+    if result.get("state") != "success" or any(r["state"] == "failed" for r in report.get("tasks", [])):
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry point

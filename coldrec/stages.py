@@ -76,6 +76,14 @@ def _source(source: Source | str | None) -> Source:
     return Source(dataset=source) if isinstance(source, str) else source
 
 
+def _version(model: str | Path | None, params: dict[str, Any], dataset: str | None) -> Path:
+    """The version a model stage works on: ``model`` (a version directory, or a models folder: its
+    latest), else the dataset's latest trained version (the candidate, not production)."""
+    if model:
+        return paths.resolve_model(model, pointer=paths.LATEST)
+    return paths.latest_version(paths.models_dir(dataset or typed(params).data.default_dataset))
+
+
 def _timed(stage: str, fn) -> StageResult:
     t0 = time.perf_counter()
     result = fn()
@@ -102,8 +110,9 @@ def prepare(source: Source | str | None = None, params: dict[str, Any] | None = 
 
 def validate(source: Source | str | None = None, params: dict[str, Any] | None = None,
              out: str | Path | None = None, run_date: str | None = None, force: bool = False) -> StageResult:
-    """The data-quality gate. The result's ``summary['passed']`` is False on a critical failure; the
-    caller decides what stops (``detail.raise_if_failed()``: the CLI exits 1, a DAG task fails)."""
+    """The data-quality gate. The result's ``summary['success']`` is False on a critical failure
+    (``summary['passed']`` counts the expectations that passed); the caller decides what stops
+    (``detail.raise_if_failed()``: the CLI exits 1, a DAG task fails)."""
     from coldrec.quality import validate_source
 
     params, src = _params(params), _source(source)
@@ -111,8 +120,8 @@ def validate(source: Source | str | None = None, params: dict[str, Any] | None =
     def go() -> StageResult:
         res = validate_source(dataset=src.dataset, events=src.events, items=src.items, users=src.users,
                               data_dir=src.data_dir, out_dir=out, run_date=run_date, params=params, force=force)
-        return StageResult("validate", Path(res.out_dir), {"passed": res.success, "summary": res.summary_line(),
-                                                           **res.counts()}, res)
+        return StageResult("validate", Path(res.out_dir), {**res.counts(), "success": res.success,
+                                                           "summary": res.summary_line()}, res)
 
     return _timed("validate", go)
 
@@ -187,9 +196,14 @@ def materialize(dataset: str | None = None, params: dict[str, Any] | None = None
 
 # -------------------------------------------------------------------------------------- training
 def train(source: Source | str | None = None, params: dict[str, Any] | None = None,
-          out: str | Path | None = None, force: bool = False) -> StageResult:
+          out: str | Path | None = None, force: bool = False, until: str | None = None,
+          holdout: bool = False, reuse: bool = False) -> StageResult:
     """Fit the model and write a new version. Default ``out``: ``artifacts/models/<dataset>/<version>/``,
-    and the dataset's ``current`` pointer then names it; an explicit ``out`` is written as given."""
+    and the dataset's ``latest`` pointer then names it (a candidate: serving follows ``current``,
+    which only promotion moves); an explicit ``out`` is written as given. ``until``: train on
+    events before that time only; ``holdout``: before the promotion gate's cut (training.gate), so
+    the gate can judge this very version on shoppers it has not seen. ``reuse``: a complete version
+    of the same data, params and code is taken as it is (a rerun does not fit it again)."""
     from training.train import train as run
 
     params, src = _params(params), _source(source)
@@ -197,14 +211,21 @@ def train(source: Source | str | None = None, params: dict[str, Any] | None = No
     def go() -> StageResult:
         ds = src.load(params)
         models = paths.models_dir(ds.name)
-        path, report = run(ds, params, out_dir=out, models=models, inputs=src.inputs(params), force=force)
+        cut = until
+        if holdout:
+            from training.gate import gate_cutoff
+
+            cut = gate_cutoff(ds, params)
+        path, report = run(ds, params, out_dir=out, models=models, inputs=src.inputs(params), force=force, until=cut,
+                           reuse=reuse)
         if out is None:
-            paths.set_current(models, path.name)
+            paths.set_latest(models, path.name)
         ft = report.get("finetune", {})
         return StageResult("train", Path(path), {
-            "dataset": ds.name, "version": Path(path).name, "train_seconds": report["seconds"],
+            "dataset": ds.name, "version": Path(path).name, "train_seconds": report["seconds"], "until": cut,
             "finetune_steps": ft.get("steps"), "finetune_best_val_ndcg@10": ft.get("best_score"),
-            "finetune_best_step": ft.get("best_step"), "finetune_stopped": ft.get("stopped")}, report)
+            "finetune_best_step": ft.get("best_step"), "finetune_stopped": ft.get("stopped"),
+            "reused": bool(report.get("reused"))}, report)
 
     return _timed("train", go)
 
@@ -212,12 +233,11 @@ def train(source: Source | str | None = None, params: dict[str, Any] | None = No
 def quantize(model: str | Path | None = None, params: dict[str, Any] | None = None,
              dataset: str | None = None) -> StageResult:
     """int8 encoder into ``<version>/encoder_int8/``. ``model``: a version directory or a dataset's
-    models folder (its current version); default: the current version of ``dataset``."""
+    models folder (its latest version); default: the latest version of ``dataset``."""
     from training.quantize.stage import quantize_version
 
     params = _params(params)
-    target = paths.resolve_model(model) if model else paths.current_version(
-        paths.models_dir(dataset or typed(params).data.default_dataset))
+    target = _version(model, params, dataset)
 
     def go() -> StageResult:
         rep = quantize_version(target, params)
@@ -261,7 +281,7 @@ def index(model: str | Path | None = None, params: dict[str, Any] | None = None,
 
     params = _params(params)
     dataset = dataset or typed(params).data.default_dataset
-    target = paths.resolve_model(model) if model else paths.current_version(paths.models_dir(dataset))
+    target = _version(model, params, dataset)
     uri = uri or paths.milvus_uri()
 
     def go() -> StageResult:
@@ -287,13 +307,90 @@ def bundle(model: str | Path | None = None, params: dict[str, Any] | None = None
 
     params = _params(params)
     dataset = dataset or typed(params).data.default_dataset
-    target = paths.resolve_model(model) if model else paths.current_version(paths.models_dir(dataset))
+    target = _version(model, params, dataset)
 
     def go() -> StageResult:
         info = build_bento(target, dataset, settings().root)
         return StageResult("bundle", target, {k: v for k, v in info.items() if k != "spec"}, info)
 
     return _timed("bundle", go)
+
+
+# ------------------------------------------------------------------------------- registry
+def gate(source: Source | str | None = None, params: dict[str, Any] | None = None, model: str | Path | None = None,
+         out: str | Path | None = None) -> StageResult:
+    """Judge the candidate (default: the dataset's latest version) against production
+    (training.gate); the report goes to ``reports/gate/<dataset>/<version>.json``. The result's
+    ``summary['passed']`` says whether it may be promoted; a failed gate is a result, not an error."""
+    from training.gate import judge, write_report
+
+    params, src = _params(params), _source(source)
+
+    def go() -> StageResult:
+        ds = src.load(params)
+        models = paths.models_dir(ds.name)
+        candidate = _version(model, params, ds.name)
+        production = paths.current_version(models) if (models / paths.CURRENT).is_file() else None
+        report = judge(ds, params, candidate, production)
+        f = write_report(report, Path(out) if out else paths.gate_dir(ds.name))
+        keep = ("candidate", "production", "passed", "reasons", "candidate_value", "production_value", "delta", "test_users")
+        return StageResult("gate", f, {"dataset": ds.name, **{k: report.get(k) for k in keep}}, report)
+
+    return _timed("gate", go)
+
+
+def register(dataset: str | None = None, params: dict[str, Any] | None = None, model: str | Path | None = None
+             ) -> StageResult:
+    """Register the version (default: latest) in the model registry with its lineage and, when the
+    gate judged it, the gate's report. Idempotent."""
+    import json
+
+    from coldrec.promotion import register as run
+
+    params = _params(params)
+    dataset = dataset or typed(params).data.default_dataset
+    target = _version(model, params, dataset)
+
+    def go() -> StageResult:
+        f = paths.gate_dir(dataset) / f"{target.name}.json"
+        report = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+        e = run(dataset, target, report)
+        return StageResult("register", target, {"dataset": dataset, "version": e.version, "model_version": e.model_version,
+                                                "parent": e.lineage.get("parent"),
+                                                "gate": None if report is None else report.get("passed")}, e)
+
+    return _timed("register", go)
+
+
+def promote(dataset: str | None = None, params: dict[str, Any] | None = None, version: str | None = None,
+            uri: str | None = None, reason: str = "manual", force: bool = False) -> StageResult:
+    """Make a registered version production (coldrec.promotion: complete versions only, atomic
+    switch). ``version``: registry or model version name; default: the latest trained version."""
+    from coldrec.promotion import promote as run
+
+    params = _params(params)
+    dataset = dataset or typed(params).data.default_dataset
+
+    def go() -> StageResult:
+        name = version or paths.latest_version(paths.models_dir(dataset)).name
+        info = run(dataset, name, params, uri=uri, reason=reason, force=force)
+        return StageResult("promote", paths.models_dir(dataset), info, info)
+
+    return _timed("promote", go)
+
+
+def rollback(dataset: str | None = None, params: dict[str, Any] | None = None, uri: str | None = None) -> StageResult:
+    """Put back the previous production version, end to end (registry, item index alias, serving)."""
+    from coldrec.promotion import rollback as run
+
+    params = _params(params)
+    dataset = dataset or typed(params).data.default_dataset
+
+    def go() -> StageResult:
+        info = run(dataset, params, uri=uri)
+        return StageResult("rollback", paths.models_dir(dataset), info, info)
+
+    return _timed("rollback", go)
 
 
 def serve_env(dataset: str | None = None, version: str | None = None, milvus_uri: str | None = None,
@@ -322,4 +419,5 @@ def serve_env(dataset: str | None = None, version: str | None = None, milvus_uri
 
 STAGES = {"prepare": prepare, "validate": validate, "build_features": build_features, "apply_features": apply_features,
           "materialize": materialize, "train": train, "quantize": quantize, "evaluate": evaluate,
-          "index": index, "bundle": bundle}
+          "index": index, "bundle": bundle, "gate": gate, "register": register, "promote": promote,
+          "rollback": rollback}
