@@ -109,6 +109,21 @@ def overall(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def headline(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """NDCG@10 per method as plain numbers (``overall``, ``k0``, ``k1``, ..., ``k0_query``): DVC's
+    metrics commands read scalars in mappings, not rows in lists, so ``dvc metrics diff`` and
+    ``dvc exp show`` compare these."""
+    out: dict[str, dict[str, float]] = {}
+    for r in overall(rows):
+        if r["metric"] == "ndcg@10":
+            out.setdefault(r["method"], {})["overall"] = round(r["value"], 5)
+    for r in rows:
+        if r["metric"] == "ndcg@10":
+            key = f"k{r['k']}" + ("_query" if r["k"] == 0 and r["signal"] == "query" else "")
+            out.setdefault(r["method"], {})[key] = round(r["value"], 5)
+    return out
+
+
 def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = None, split: str | None = None,
              seed: int | None = None, methods: list[str] | None = None,
              extra_methods: dict[str, Callable[[], Recommender]] | None = None,
@@ -163,6 +178,7 @@ def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = N
                        "profile_attributes": [] if ds.users is None else [c for c in ds.users.columns if c != "user_id"]},
         "results": rows,
         "overall": overall(rows),
+        "ndcg@10": headline(rows),
         "timing": timing,
     }
     from training.evaluation.report import write_report
