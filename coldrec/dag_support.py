@@ -68,14 +68,19 @@ def dataset_of() -> str:
 
 def fail_clearly(fn, *args: Any) -> Any:
     """A ColdrecError (bad data, a missing version) fails the task with its one-line message and no
-    retry; anything else propagates and is retried (a killed worker, a full disk)."""
+    retry; anything else propagates and is retried (a killed worker, a full disk), and so is a
+    registry lock held by another promotion (it will be free shortly)."""
     import time
 
     from airflow.sdk.exceptions import AirflowFailException
 
+    from coldrec.registry import Busy
+
     t0 = time.perf_counter()
     try:
         out = fn(*args)
+    except Busy:
+        raise
     except ColdrecError as exc:
         raise AirflowFailException(str(exc)) from None
     return {**out, "task_seconds": round(time.perf_counter() - t0, 1)} if isinstance(out, dict) else out

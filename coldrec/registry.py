@@ -188,12 +188,31 @@ class Registry:
             f = self.root / "lineage" / dataset / f"{version}.json"
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-            self._git("add", str(f.relative_to(self.root)))
+            self._annotate(dataset)
+            self._git("add", str(f.relative_to(self.root)), "artifacts.yaml")
             self._git("commit", "-q", "-m", f"{artifact(dataset)} {version}: {model_version}")
             api.register(str(self.root), artifact(dataset), "HEAD", version=version,
                          message=f"model {model_version}", author=IDENTITY["GIT_AUTHOR_NAME"],
                          author_email=IDENTITY["GIT_AUTHOR_EMAIL"])
         return Entry(version, model_version, doc, None)
+
+    def _annotate(self, dataset: str) -> None:
+        """GTO's artifact declaration (``artifacts.yaml``): a model, where its versions live."""
+        import yaml
+
+        f = self.root / "artifacts.yaml"
+        doc = (yaml.safe_load(f.read_text(encoding="utf-8")) if f.is_file() else None) or {}
+        if artifact(dataset) not in doc:
+            doc[artifact(dataset)] = {"type": "model", "path": os.path.relpath(paths.models_dir(dataset), self.root),
+                                      "description": f"coldrec model versions for {dataset} (lineage/{dataset}/)"}
+            f.write_text(yaml.safe_dump(doc, sort_keys=True), encoding="utf-8")
+
+    def describe(self, dataset: str) -> dict[str, Any]:
+        """GTO's view of the artifact (type, path, description)."""
+        from gto import api
+
+        found = api.describe(str(self.root), artifact(dataset))
+        return {} if found is None else found.model_dump() if hasattr(found, "model_dump") else dict(found)
 
     def assign_production(self, dataset: str, version: str, message: str) -> None:
         """GTO ``assign --stage prod`` (the caller holds the dataset's lock). ``force``: GTO keeps an

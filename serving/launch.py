@@ -120,18 +120,21 @@ def serve(host: str, port: int, env: dict[str, str], log: Path, lite_process: bo
     else block until it exits or this process is told to stop, then stop both."""
     log.parent.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen] = []
+    db = None  # the Milvus Lite file whose server this call starts (advertised while it runs)
     try:
         uri = env["COLDREC_MILVUS_URI"]
         if lite_process and uri.endswith(".db"):
             milvus, env["COLDREC_MILVUS_URI"] = start_milvus_lite(uri, log)
             procs.append(milvus)
+            db = uri
         procs.append(start_bentoml(host, port, env, log))
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         wait_ready(url, procs, ready_timeout, log)
         if detach:
             if pidfile is not None:
-                pidfile.write_text(json.dumps({"pids": [p.pid for p in procs], "url": url, "log": str(log)}))
-            procs = []  # they outlive this call
+                pidfile.write_text(json.dumps({"pids": [p.pid for p in procs], "url": url, "log": str(log),
+                                               "milvus_db": db}))
+            procs, db = [], None  # they outlive this call
             return url
         print(f"ready: {url} (log: {log}); Ctrl-C stops it", flush=True)
         while all(p.poll() is None for p in procs):
@@ -145,6 +148,8 @@ def serve(host: str, port: int, env: dict[str, str], log: Path, lite_process: bo
     finally:
         for p in reversed(procs):
             stop_process(p)
+        if db is not None:
+            advertise(db).unlink(missing_ok=True)
 
 
 def stop(pidfile: Path) -> list[int]:
@@ -152,7 +157,8 @@ def stop(pidfile: Path) -> list[int]:
     if not pidfile.is_file():
         raise ColdrecError(f"{pidfile}: no detached service recorded (nothing to stop)")
     try:
-        pids = [int(p) for p in json.loads(pidfile.read_text())["pids"]]
+        doc = json.loads(pidfile.read_text())
+        pids = [int(p) for p in doc["pids"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise ColdrecError(f"{pidfile}: unreadable ({exc}); stop the processes by hand") from None
     stopped = []
@@ -175,5 +181,7 @@ def stop(pidfile: Path) -> list[int]:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    if doc.get("milvus_db"):
+        advertise(doc["milvus_db"]).unlink(missing_ok=True)
     pidfile.unlink(missing_ok=True)
     return stopped

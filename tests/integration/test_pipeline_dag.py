@@ -228,6 +228,8 @@ def test_rollback_restores_the_previous_version_end_to_end(project):
         assert item_index.aliased(c, item_index.alias_name("orslice")) == item_index.collection_name("orslice", current(project))
     finally:
         coldrec(project, "serve", "--stop", check=False)
+    # stopped: the index file is no longer advertised, the next process opens it itself
+    assert not (Path(project["env"]["COLDREC_DATA_DIR"]) / "milvus" / "coldrec.db.server").exists()
 
 
 def test_two_promotions_at_once_one_wins(project, monkeypatch):

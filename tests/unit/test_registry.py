@@ -28,6 +28,8 @@ def test_register_writes_lineage_and_a_gto_tag(reg):
     assert lineage["data_fingerprint"] == "fp1" and lineage["model_version"] == "v-aaa"
     got = reg.get("shop", "v-aaa")
     assert got.version == "v0.0.1" and got.lineage["params"] == {"seed": 1} and got.stage is None
+    described = reg.describe("shop")  # GTO's own artifact declaration
+    assert described["type"] == "model" and described["path"].endswith("models/shop")
 
 
 def test_register_is_idempotent_and_numbers_versions(reg):
