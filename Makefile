@@ -11,7 +11,18 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 PORT   ?= 3000
 SAMPLE := {"recent_items": ["85123A", "22423", "47566"], "k": 5}
 
-.PHONY: install run stop test test-all lint clean
+.PHONY: install install-browser run stop test test-all lint clean
+
+# Debian's Chromium + ChromeDriver for the web page test (tests/integration/test_web_page.py), from
+# the distribution's packages (no browser download); without root or apt the test skips, saying why.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+install-browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium and chromium-driver (browser tests)"; \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	    || echo "warning: could not install chromium; the browser test will skip"; \
+	else echo "warning: no apt-get: install Chromium + ChromeDriver yourself for the browser test"; fi
 
 install: $(STAMP)
 
@@ -43,10 +54,10 @@ stop: install
 	$(BIN)/coldrec serve --stop
 
 # Lint (ruff, configured in pyproject.toml), then the unit + integration tiers; `make test-all` adds the slow tier.
-test: install lint
+test: install install-browser lint
 	$(BIN)/python -m pytest -m "not slow" -q
 
-test-all: install lint
+test-all: install install-browser lint
 	$(BIN)/python -m pytest -q
 
 lint: install

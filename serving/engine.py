@@ -273,6 +273,27 @@ class Engine:
         return {"items": self._items(s, recs), "strategy": strategy, "model_version": s.version,
                 "recommendation_id": uuid.uuid4().hex, "ignored_items": ignored}
 
+    def search(self, query: str, k: int) -> dict[str, Any]:
+        """Items whose title, category or brand hold every word of ``query`` (case-insensitive), most
+        popular first; an empty query: the most popular items. Deleted items never appear."""
+        s = self.snapshot()
+        items = s.model.train.items
+        words = [w for w in query.lower().split() if w]
+        ok = ~s.removed if s.removed is not None else np.ones(len(items), bool)
+        if words:
+            def col(name: str):
+                return items[name].fillna("").astype(str) if name in items.columns else ""
+
+            text = (col("title") + " " + col("category") + " " + col("brand")).str.lower()
+            for w in words:
+                ok &= text.str.contains(w, regex=False).to_numpy()
+        rows = np.flatnonzero(ok)
+        pop = np.asarray(s.model._popularity, dtype=np.float64)[rows]
+        rows = rows[np.lexsort((rows, -pop))][:k]
+        out = [{"item_id": str(items["item_id"].iat[r]), "title": str(items["title"].iat[r]),
+                "category": _text(items, "category", r), "price": _number(items, "price", r)} for r in rows]
+        return {"query": query, "items": out, "total": int(ok.sum()), "model_version": s.version}
+
     def similar(self, req: SimilarRequest) -> dict[str, Any]:
         """Items for someone looking at ``item_id``: the model's ranking for a one-item shopper."""
         s = self.snapshot()
@@ -369,3 +390,20 @@ class Engine:
             self._record({"op": "delete", "item_ids": item_ids})
             self.served = served
         return {"deleted": len(item_ids) - len(unknown), "ignored_items": unknown, "model_version": served.version}
+
+
+def _text(items, column: str, row: int) -> str | None:
+    if column not in items.columns:
+        return None
+    v = items[column].iat[row]
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
+
+def _number(items, column: str, row: int) -> float | None:
+    if column not in items.columns:
+        return None
+    try:
+        v = float(items[column].iat[row])
+    except (TypeError, ValueError):
+        return None
+    return None if np.isnan(v) else round(v, 2)

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 OPEN_PATHS = ("/healthz", "/livez", "/readyz", "/metrics")  # what probes and scrapers call without a key
+PAGE_PREFIX = "/ui"  # the web page itself (GET) loads without a key; the API calls it makes send one
 API_KEY_ENV = "COLDREC_API_KEY"
 
 
@@ -52,7 +53,8 @@ class Guard:
             await _send_json(send, 200, {"status": "ok"})
             return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        if path not in OPEN_PATHS and not self._authorised(headers):
+        page = scope.get("method") in ("GET", "HEAD") and (path == PAGE_PREFIX or path.startswith(PAGE_PREFIX + "/"))
+        if path not in OPEN_PATHS and not page and not self._authorised(headers):
             await _send_json(send, 401, {"error": f"missing or wrong API key: send the X-API-Key header (${API_KEY_ENV})"},
                              [(b"www-authenticate", b"Bearer")])
             return

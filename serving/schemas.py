@@ -63,6 +63,14 @@ class RecommendRequest(ShopperSignals):
     exclude: list[Id] = Field(default_factory=list, max_length=MAX_EXCLUDE)
 
 
+class SearchRequest(Strict):
+    """Catalogue search for people trying the recommender (the web page): every word of ``query``
+    in the title, category or brand; an empty query lists the most popular items."""
+
+    query: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+    k: int = Field(20, ge=1, le=MAX_K)
+
+
 class SimilarRequest(Strict):
     item_id: Id
     k: int = Field(10, ge=1, le=MAX_K)

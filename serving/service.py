@@ -29,7 +29,16 @@ from coldrec.params import typed
 from serving.bundle import MARKER
 from serving.engine import Engine, NotReady, Unavailable
 from serving.http import Guard
-from serving.schemas import DeleteItems, FeedbackRequest, RecommendRequest, ShopperSignals, SimilarRequest, UpsertItems
+from serving.schemas import (
+    DeleteItems,
+    FeedbackRequest,
+    RecommendRequest,
+    SearchRequest,
+    ShopperSignals,
+    SimilarRequest,
+    UpsertItems,
+)
+from serving.web import ui_app
 
 log = logging.getLogger("coldrec.serving")
 _SERVING = typed(load_params()).serving
@@ -107,6 +116,23 @@ class Coldrec:
         """Remove items from every answer (unknown ids are reported, not an error)."""
         return self._call(self.engine.delete_items, DeleteItems.model_validate(body).item_ids)
 
+    @bentoml.api(route="/catalogue/search", input_spec=SearchRequest)
+    def catalogue_search(self, **body: Any) -> dict[str, Any]:
+        """Catalogue items by words of their title, category or brand (empty: the most popular)."""
+        req = SearchRequest.model_validate(body)
+        return self._call(lambda r: self.engine.search(r.query, r.k), req)
+
+    @bentoml.api(route="/models", input_spec=None)
+    def models(self) -> dict[str, Any]:
+        """The registry's versions with stage, gate result, fidelity; which one serves; the newest
+        evaluation (what the web page's "Model versions" view shows)."""
+        from coldrec.model_report import versions_view
+
+        s = self.engine.snapshot() if self.engine.ready else None
+        folder = Path(self.engine.model_path)
+        return versions_view(self.engine.dataset, s.version if s else None,
+                             folder if self.engine.follows else folder.parent)
+
     @bentoml.api(route="/version", input_spec=None)
     def version(self) -> dict[str, Any]:
         """Which model version and item collection answer right now."""
@@ -115,4 +141,12 @@ class Coldrec:
                 "dataset": self.engine.dataset, "ready": s is not None, "load_error": self.load_error}
 
 
+def _plot() -> Path | None:
+    from coldrec.model_report import evaluation
+
+    ev = evaluation(os.environ.get("COLDREC_DATASET") or typed(load_params()).data.default_dataset)
+    return Path(ev["plot_path"]) if ev and ev["plot"] else None
+
+
+Coldrec.mount_asgi_app(ui_app(_plot), path="/ui")
 Coldrec.add_asgi_middleware(Guard, max_body_bytes=_SERVING.max_body_bytes)

@@ -52,6 +52,14 @@ def _versions(base: Path) -> Path:
     save_model(model, models / "v1", "fp-test", TINY)
     shutil.copytree(models / "v1", models / "v2")
     set_current(models, "v1")
+    # a real registry (GTO tags) with both versions, v1 in production: the web page's model view reads it
+    from coldrec.promotion import lineage
+    from coldrec.registry import Registry
+
+    reg = Registry(base / "registry").ensure()
+    for v in ("v1", "v2"):
+        reg.register("shop", v, lineage(models / v, None, "v1" if v == "v2" else None))
+    reg.assign_production("shop", "v0.0.1", "test fixture")
     return repo
 
 
@@ -107,7 +115,7 @@ def running_server(base: Path):
     repo = _versions(base)
     env = {**os.environ, "COLDREC_MODEL": str(base / "models" / "shop"), "COLDREC_DATASET": "shop",
            "COLDREC_MILVUS_URI": str(base / "milvus" / "coldrec.db"), "COLDREC_FEAST_REPO": str(repo),
-           "COLDREC_API_KEY": KEY, "COLDREC_DATA_DIR": str(base / "data")}
+           "COLDREC_API_KEY": KEY, "COLDREC_DATA_DIR": str(base / "data"), "COLDREC_REGISTRY": str(base / "registry")}
     argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:Coldrec", "--host", "127.0.0.1",
             "--port", str(free_port()), "--working-dir", str(ROOT)]
     with server_process(argv, env, base / "server.log") as url:

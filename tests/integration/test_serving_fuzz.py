@@ -14,7 +14,7 @@ from schemathesis import GenerationMode
 
 from tests.integration.serving_support import KEY
 
-ROUTES = ("/recommend", "/similar-items", "/profile", "/feedback")
+ROUTES = ("/recommend", "/similar-items", "/profile", "/feedback", "/catalogue/search")
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
 
