@@ -39,17 +39,18 @@ def airflow_env(home: Path | None = None) -> dict[str, str]:
     return {**env, **{k: v for k, v in os.environ.items() if k.startswith("AIRFLOW")}, "COLDREC_HOME": str(settings().root)}
 
 
-def run(conf: dict, home: Path | None = None) -> dict:
+def run(conf: dict, home: Path | None = None, dag_id: str = DAG_ID) -> dict:
     """Migrate the metadata DB (idempotent), run the DAG once with ``conf`` (its params: dataset,
-    or own files), return the run's state and report."""
+    or own files; for coldrec_promote also version, force), return the run's state and, for the
+    retrain DAG, its report."""
     env = {**os.environ, **airflow_env(home)}
     mig = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, text=True)
     if mig.returncode != 0:
         raise ColdrecError(f"airflow db migrate failed: {(mig.stderr or mig.stdout)[-1500:]}")
     out = Path(env["AIRFLOW_HOME"]) / "last_run.json"
     out.unlink(missing_ok=True)
-    proc = subprocess.run([sys.executable, "-m", "coldrec.airflow_local", "--conf", json.dumps(conf), "--out", str(out)],
-                          env=env)
+    proc = subprocess.run([sys.executable, "-m", "coldrec.airflow_local", "--conf", json.dumps(conf), "--out", str(out),
+                           "--dag", dag_id], env=env)
     if not out.is_file():
         raise ColdrecError(f"the {DAG_ID} run ended without a result (exit {proc.returncode}); see the output above")
     result = json.loads(out.read_text(encoding="utf-8"))
@@ -61,6 +62,7 @@ def run(conf: dict, home: Path | None = None) -> dict:
 def _main() -> None:  # the child process
     ap = argparse.ArgumentParser()
     ap.add_argument("--conf", required=True)
+    ap.add_argument("--dag", default=DAG_ID)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     from airflow.dag_processing.dagbag import DagBag
@@ -69,14 +71,21 @@ def _main() -> None:  # the child process
     result: dict = {}
     if bag.import_errors:
         result["error"] = "DAG import errors: " + "; ".join(f"{f}: {e.splitlines()[-1]}" for f, e in bag.import_errors.items())
+    elif a.dag not in bag.dags:
+        result["error"] = f"no DAG {a.dag!r} (found: {', '.join(sorted(bag.dags))})"
     else:
         conf = json.loads(a.conf)
-        dr = bag.dags[DAG_ID].test(run_conf=conf)
-        from coldrec.pipeline import dataset_name, report_dir
+        try:
+            dr = bag.dags[a.dag].test(run_conf=conf)
+        except Exception as exc:  # noqa: BLE001 - e.g. a run parameter that fails its Param: one line, no traceback
+            result["error"] = f"{a.dag}: {type(exc).__name__}: {exc}"
+        else:
+            from coldrec.pipeline import dataset_name, report_dir
 
-        report = report_dir(dataset_name(conf)) / "latest.json"
-        result = {"run_id": dr.run_id, "state": str(dr.state),
-                  "report": json.loads(report.read_text(encoding="utf-8")) if report.is_file() else None}
+            report = report_dir(dataset_name(conf)) / "latest.json"
+            result = {"run_id": dr.run_id, "state": str(dr.state),
+                      "report": json.loads(report.read_text(encoding="utf-8"))
+                      if a.dag == DAG_ID and report.is_file() else None}
     Path(a.out).write_text(json.dumps(result, default=str), encoding="utf-8")
 
 

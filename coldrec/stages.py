@@ -272,10 +272,10 @@ def evaluate(source: Source | str | None = None, params: dict[str, Any] | None =
 
 
 def index(model: str | Path | None = None, params: dict[str, Any] | None = None, dataset: str | None = None,
-          uri: str | None = None, promote: bool = False) -> StageResult:
-    """The version's item collection in Milvus (built once; rebuilt only if incomplete), and with
-    ``promote`` the dataset's production alias pointed at it. Serving builds it too when missing;
-    this stage lets a pipeline build it ahead of a promotion."""
+          uri: str | None = None) -> StageResult:
+    """The version's item collection in Milvus (built once; rebuilt only if incomplete), ahead of
+    its promotion: only a promotion (coldrec.promotion) points the production alias at it.
+    Serving builds it too when missing."""
     from coldrec import item_index
     from coldrec.runtime.version import load_version
 
@@ -291,10 +291,7 @@ def index(model: str | Path | None = None, params: dict[str, Any] | None = None,
         c = item_index.client(uri)
         name = item_index.collection_name(dataset, target.name)
         info = item_index.build_for_model(c, name, runtime, typed(params).serving)
-        previous = item_index.point_alias(c, item_index.alias_name(dataset), name) if promote else None
-        return StageResult("index", Path(uri), {"dataset": dataset, "version": target.name, **info,
-                                                "alias": item_index.alias_name(dataset) if promote else None,
-                                                "previous": previous})
+        return StageResult("index", Path(uri), {"dataset": dataset, "version": target.name, **info})
 
     return _timed("index", go)
 

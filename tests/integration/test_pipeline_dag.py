@@ -255,10 +255,15 @@ def test_two_promotions_at_once_one_wins(project, monkeypatch):
 
     def go(version: str):
         try:
-            results[version] = promotion.promote("orslice", version, _params(project), force=True, registry=reg)
+            # an index file of its own: this process must not hold the project's Milvus Lite file
+            # (one process per file), which the DAG runs of the next test open
+            results[version] = promotion.promote("orslice", version, _params(project), force=True, registry=reg,
+                                                 uri=str(project["base"] / "milvus-concurrent" / "coldrec.db"))
         except Busy as exc:
             results[version] = exc
             inside.wait()
+        except Exception as exc:  # shown by the assertion below, with its message
+            results[version] = exc
 
     threads = [threading.Thread(target=go, args=(v,)) for v in candidates]
     for t in threads:
@@ -278,3 +283,28 @@ def _params(project) -> dict:
     from coldrec.config import load_params
 
     return load_params(project["env"]["COLDREC_PARAMS"])
+
+
+def _dag(project, dag_id: str, conf: dict) -> dict:
+    code = ("import json, sys; from coldrec.airflow_local import run; from coldrec.errors import ColdrecError\n"
+            "try: print(json.dumps(run(json.loads(sys.argv[1]), dag_id=sys.argv[2])))\n"
+            "except ColdrecError as e: print(json.dumps({'error': str(e)}))")
+    r = subprocess.run([sys.executable, "-c", code, json.dumps(conf), dag_id], env=child_env(project["env"]),
+                       capture_output=True, text=True, timeout=600)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_promote_and_rollback_dags(project):
+    reg = registry(project)
+    prod = reg.production_version("orslice")
+    other = next(e for e in reg.entries("orslice") if e.version != prod)
+    done = _dag(project, "coldrec_promote", {"dataset": "orslice", "version": other.version, "force": True})
+    assert done.get("state") == "success", done
+    assert reg.production_version("orslice") == other.version and current(project) == other.model_version
+    back = _dag(project, "coldrec_rollback", {"dataset": "orslice"})
+    assert back.get("state") == "success", back
+    assert reg.production_version("orslice") == prod and current(project) == reg.get("orslice", prod).model_version
+    # the version comes from the run conf and is validated: a malformed one never reaches the registry
+    bad = _dag(project, "coldrec_promote", {"dataset": "orslice", "version": "prod; rm -rf /"})
+    assert "error" in bad and "version" in bad["error"], bad
+    assert reg.production_version("orslice") == prod
