@@ -129,6 +129,22 @@ def clean_stale(target: Path) -> list[Path]:
     return removed
 
 
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write a small text file so a reader sees the old content or the new, never a part: a temp
+    file beside it, then one rename (pointers, reports other processes read while we write)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 @contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a temp directory beside ``target``; on success it replaces ``target`` in one rename.

@@ -8,7 +8,6 @@ overrides); the layout below them is fixed here.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from coldrec.config import settings
@@ -77,11 +76,9 @@ def models_dir(dataset: str) -> Path:
 
 
 def _set_pointer(models: Path, name: str, version: str) -> Path:
-    models.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=models)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(version + "\n")
-    os.replace(tmp, models / name)
+    from coldrec.outputs import write_atomic
+
+    write_atomic(models / name, version + "\n")
     return models / version
 
 

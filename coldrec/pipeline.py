@@ -16,6 +16,7 @@ from typing import Any
 from coldrec import paths, stages
 from coldrec.config import load_params, settings
 from coldrec.errors import ColdrecError
+from coldrec.outputs import write_atomic
 from coldrec.params import typed
 
 # the retrain DAG's tasks, in order (the run report lists them so)
@@ -42,10 +43,6 @@ def dataset_name(conf: dict[str, Any] | str | None) -> str:
     return src.dataset if src.dataset else Path(src.events).parent.name
 
 
-def _dataset(conf: dict[str, Any] | str | None) -> str:
-    return dataset_name(conf)
-
-
 def _model(dataset: str, version: str) -> Path:
     d = paths.models_dir(dataset) / version
     if not d.is_dir():
@@ -66,14 +63,14 @@ def validate(conf: dict[str, Any] | str | None = None, run_date: str | None = No
     res = stages.validate(source(conf), run_date=run_date)
     out = res.to_dict()
     if not res.detail.success:
-        raise QualityGateFailed(f"data quality gate failed for {_dataset(conf)}: {res.summary.get('summary')} "
+        raise QualityGateFailed(f"data quality gate failed for {dataset_name(conf)}: {res.summary.get('summary')} "
                                 f"(report: {res.path})")
     return out
 
 
 def features(conf: dict[str, Any] | str | None = None) -> dict[str, Any]:
     """Feature tables, then the Feast registry and online store (apply, materialise)."""
-    ds = _dataset(conf)
+    ds = dataset_name(conf)
     built = stages.build_features(source(conf))
     applied = stages.apply_features(ds)
     loaded = stages.materialize(ds)
@@ -91,7 +88,7 @@ def quantize(conf: dict[str, Any] | str | None, version: str) -> dict[str, Any]:
     """The int8 encoder (skipped when the version already has one: it is installed only whole)."""
     from coldrec.runtime.version import INT8_DIR
 
-    dataset = _dataset(conf)
+    dataset = dataset_name(conf)
     model = _model(dataset, version)
     if (model / INT8_DIR / "fidelity.json").is_file():
         return {"stage": "quantize", "version": version, "skipped": "the version already has its int8 encoder"}
@@ -99,30 +96,30 @@ def quantize(conf: dict[str, Any] | str | None, version: str) -> dict[str, Any]:
 
 
 def gate(conf: dict[str, Any] | str | None, version: str) -> dict[str, Any]:
-    return stages.gate(source(conf), model=_model(_dataset(conf), version)).to_dict()
+    return stages.gate(source(conf), model=_model(dataset_name(conf), version)).to_dict()
 
 
 def register(conf: dict[str, Any] | str | None, version: str) -> dict[str, Any]:
-    dataset = _dataset(conf)
+    dataset = dataset_name(conf)
     return stages.register(dataset, model=_model(dataset, version)).to_dict()
 
 
 def index(conf: dict[str, Any] | str | None, version: str) -> dict[str, Any]:
-    dataset = _dataset(conf)
+    dataset = dataset_name(conf)
     return stages.index(_model(dataset, version), dataset=dataset).to_dict()
 
 
 def bundle(conf: dict[str, Any] | str | None, version: str) -> dict[str, Any]:
     if not typed(load_params()).pipeline.bundle:
         return {"stage": "bundle", "skipped": "pipeline.bundle is false"}
-    dataset = _dataset(conf)
+    dataset = dataset_name(conf)
     return stages.bundle(_model(dataset, version), dataset=dataset).to_dict()
 
 
 def promote(conf: dict[str, Any] | str | None, version: str, gate_result: dict[str, Any]) -> dict[str, Any]:
     """Promote when the gate passed; otherwise keep production and say why (not an error: a worse
     candidate is an expected outcome of a retrain)."""
-    dataset = _dataset(conf)
+    dataset = dataset_name(conf)
     if not gate_result.get("passed"):
         return {"stage": "promote", "promoted": False, "version": version,
                 "kept": gate_result.get("production"), "reasons": gate_result.get("reasons")}
@@ -150,11 +147,9 @@ def write_report(dataset: str, run_id: str, results: dict[str, Any], states: dic
     out.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
     doc["path"] = str(out / f"{safe}.json")
-    for name, text in ((f"{safe}.json", json.dumps(doc, indent=2, default=str)), (f"{safe}.html", _html(doc))):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out / name)
-    (out / "latest.json").write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
+    text = json.dumps(doc, indent=2, default=str)
+    for name, content in ((f"{safe}.json", text), (f"{safe}.html", _html(doc)), ("latest.json", text)):
+        write_atomic(out / name, content)
     return doc
 
 

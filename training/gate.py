@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from coldrec.dataset import Dataset
+from coldrec.outputs import write_atomic
 from coldrec.params import typed
 from coldrec.recommender import Profile, Recommender, TrainData
 from coldrec.runtime.version import INT8_DIR, read_metadata
@@ -109,9 +110,9 @@ def judge(ds: Dataset, params: dict[str, Any], candidate: Path, production: Path
         return report
 
     cut = pd.Timestamp(gate_cutoff(ds, params))
-    bounds = [cut] + [t for t in (trained_until(candidate), trained_until(production) if production else None) if t]
-    bound = max(bounds)
-    missing = [v.name for v in (candidate, production) if v is not None and trained_until(v) is None]
+    until = {v.name: trained_until(v) for v in (candidate, production) if v is not None}
+    bound = max([cut, *(t for t in until.values() if t is not None)])
+    missing = [name for name, t in until.items() if t is None]
     report["cutoff"] = bound.isoformat()
     if missing:
         reasons.append(f"{', '.join(missing)}: no trained_until in metadata (trained before the gate existed): "
@@ -158,9 +159,4 @@ def judge(ds: Dataset, params: dict[str, Any], candidate: Path, production: Path
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    f = out_dir / f"{report['candidate']}.json"
-    tmp = f.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    tmp.replace(f)
-    return f
+    return write_atomic(out_dir / f"{report['candidate']}.json", json.dumps(report, indent=2, default=str))
