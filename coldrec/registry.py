@@ -21,6 +21,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,18 @@ from coldrec.errors import ColdrecError
 PROD = "prod"
 IDENTITY = {"GIT_AUTHOR_NAME": "coldrec registry", "GIT_AUTHOR_EMAIL": "registry@coldrec.local",
             "GIT_COMMITTER_NAME": "coldrec registry", "GIT_COMMITTER_EMAIL": "registry@coldrec.local"}
+
+
+# GTO reads the repository through scmrepo/dulwich objects that are not safe to use from two
+# threads at once (seen: corrupt-looking artifacts.yaml, "'bytes' object has no attribute
+# 'encode'" when two promotions in one process read the registry together). Every GTO call in
+# this process goes through this lock; other processes have their own objects (and the file lock).
+_GTO_LOCK = threading.RLock()
+
+
+def _gto(call, *args: Any, **kwargs: Any) -> Any:
+    with _GTO_LOCK:
+        return call(*args, **kwargs)
 
 
 class RegistryError(ColdrecError):
@@ -128,7 +141,7 @@ class Registry:
 
         prod = self.production_version(dataset)
         out = []
-        for row in api.history(str(self.root), artifact(dataset), ascending=True):
+        for row in _gto(api.history, str(self.root), artifact(dataset), ascending=True):
             if row["event"] != "registration":
                 continue
             lineage = self._lineage(dataset, row["version"], row["commit"])
@@ -153,7 +166,7 @@ class Registry:
             return []
         from gto import api
 
-        rows = [r for r in api.history(str(self.root), artifact(dataset)) if r["event"] == "assignment"
+        rows = [r for r in _gto(api.history, str(self.root), artifact(dataset)) if r["event"] == "assignment"
                 and r["stage"] == PROD]
         return [r["version"] for r in sorted(rows, key=lambda r: int(str(r["ref"]).rsplit("#", 1)[-1]))]
 
@@ -191,7 +204,7 @@ class Registry:
             self._annotate(dataset)
             self._git("add", str(f.relative_to(self.root)), "artifacts.yaml")
             self._git("commit", "-q", "-m", f"{artifact(dataset)} {version}: {model_version}")
-            api.register(str(self.root), artifact(dataset), "HEAD", version=version,
+            _gto(api.register, str(self.root), artifact(dataset), "HEAD", version=version,
                          message=f"model {model_version}", author=IDENTITY["GIT_AUTHOR_NAME"],
                          author_email=IDENTITY["GIT_AUTHOR_EMAIL"])
         return Entry(version, model_version, doc, None)
@@ -211,7 +224,7 @@ class Registry:
         """GTO's view of the artifact (type, path, description)."""
         from gto import api
 
-        found = api.describe(str(self.root), artifact(dataset))
+        found = _gto(api.describe, str(self.root), artifact(dataset))
         return {} if found is None else found.model_dump() if hasattr(found, "model_dump") else dict(found)
 
     def assign_production(self, dataset: str, version: str, message: str) -> None:
@@ -219,7 +232,7 @@ class Registry:
         older assignment active, so putting a version back (rollback) needs a new tag regardless."""
         from gto import api
 
-        api.assign(str(self.root), artifact(dataset), PROD, version=version, message=message, force=True,
+        _gto(api.assign, str(self.root), artifact(dataset), PROD, version=version, message=message, force=True,
                    author=IDENTITY["GIT_AUTHOR_NAME"], author_email=IDENTITY["GIT_AUTHOR_EMAIL"])
 
 
