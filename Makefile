@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml requirements.lock
 # prepare, validate (Great Expectations), features (Feast apply + materialise), train, quantize,
 # gate (candidate vs production and baselines on unseen cold-start shoppers), register (GTO),
 # index (Milvus Lite), bundle (BentoML), promote; then the service started in the background and
-# asked for a sample. Each task calls a function of coldrec/stages.py, as the CLI and dvc.yaml do.
+# asked for a sample. Each task calls a function of coldrec/orchestration/stages.py, as the CLI and dvc.yaml do.
 run: install
 	-$(BIN)/coldrec serve --stop 2>/dev/null
 	$(BIN)/coldrec pipeline run

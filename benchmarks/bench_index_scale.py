@@ -32,12 +32,12 @@ import scipy.sparse as sp
 
 
 def synthetic_model(n: int, dim: int = 384, seed: int = 0):
-    from coldrec.config import load_params
-    from coldrec.params import typed
-    from coldrec.recommender import TrainData
+    from coldrec.core.config import load_params
+    from coldrec.core.params import typed
     from coldrec.runtime.attributes import AttributePopularity
     from coldrec.runtime.blend import DEFAULT_WEIGHTS
     from coldrec.runtime.parts import ArrivalHistory, CollaborativeParts
+    from coldrec.runtime.recommender import TrainData
     from coldrec.runtime.scorer import ColdrecRuntime
 
     rng = np.random.default_rng(seed)
@@ -107,14 +107,14 @@ def main() -> None:
 
     threadpool_limits(1)  # one BLAS thread, as the service runs (serving/launch.py SINGLE_THREADED)
 
-    from coldrec import item_index
-    from coldrec.recommender import Profile
+    from coldrec.runtime import item_index
     from coldrec.runtime.candidates import CandidateRanker
+    from coldrec.runtime.recommender import Signals
     from serving import launch
 
     t0 = time.perf_counter()
     if a.model:
-        from coldrec.paths import resolve_model
+        from coldrec.core.paths import resolve_model
         from coldrec.runtime.version import load_version
 
         model = load_version(resolve_model(a.model))
@@ -134,8 +134,8 @@ def main() -> None:
                 {"index_type": "HNSW", "metric_type": "COSINE", "params": {"M": 16, "efConstruction": 200}})
         item_index.build_collection(c, "scale", model.train.items, model.item_vecs, model.parts.pop > 0, spec)
         t_build = time.perf_counter() - t0
-        from coldrec.config import load_params
-        from coldrec.params import typed
+        from coldrec.core.config import load_params
+        from coldrec.core.params import typed
 
         sizes = item_index.candidate_sizes(typed(load_params()).serving)  # as the service ranks
         plain = item_index.MilvusItemIndex(c, "scale")
@@ -143,7 +143,7 @@ def main() -> None:
         rng = np.random.default_rng(1)
         bought = np.flatnonzero(model.parts.pop > 0)
         ids = model.train.item_ids
-        profiles = [Profile(items=[str(ids[i]) for i in rng.choice(bought, 3, replace=False)], event_types=["view"] * 3)
+        profiles = [Signals(items=[str(ids[i]) for i in rng.choice(bought, 3, replace=False)], event_types=["view"] * 3)
                     for _ in range(a.queries)]
         for p in profiles[:5]:
             ranker.rank([p])

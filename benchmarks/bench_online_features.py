@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from coldrec.config import load_params
-from coldrec.features.compute import build_feature_tables
-from coldrec.features.materialization import materialize
-from coldrec.features.online import USER_REFS, get_user_profile
-from coldrec.features.push import push_event
-from coldrec.features.repo import apply, redis_connection, render_repo
-from coldrec.prepare import load_source
+from coldrec.core.config import load_params
+from coldrec.data.prepare import load_source
+from coldrec.feature_store.compute import build_feature_tables
+from coldrec.feature_store.materialization import materialize
+from coldrec.feature_store.online import USER_REFS, get_user_profile
+from coldrec.feature_store.push import push_event
+from coldrec.feature_store.repo import apply, redis_connection, render_repo
 
 
 def pct(samples: list[float]) -> tuple[float, float, float, float]:

@@ -111,9 +111,9 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from coldrec.config import load_params
-    from coldrec.params import typed
-    from coldrec.prepare import load_source
+    from coldrec.core.config import load_params
+    from coldrec.core.params import typed
+    from coldrec.data.prepare import load_source
     from coldrec.runtime.onnx_encoder import OnnxEncoder
     from coldrec.runtime.text import item_texts
     from coldrec.runtime.version import ENCODER_DIR, INT8_DIR

@@ -26,7 +26,7 @@ CHILD = """
 import json, resource, sys, time
 t0 = time.perf_counter()
 loader, path = sys.argv[1], sys.argv[2]
-from coldrec.recommender import Profile
+from coldrec.runtime.recommender import Signals
 if loader == "runtime":
     from coldrec.runtime.version import load_version
     model = load_version(path)
@@ -35,7 +35,7 @@ else:
     model = load_model(path)
 t_load = time.perf_counter() - t0
 items = [str(i) for i in model.train.item_ids[:3]]
-recs = model.recommend(Profile(items=items, event_types=["view"] * 3, query="red heart"), n=10)
+recs = model.recommend(Signals(items=items, event_types=["view"] * 3, query="red heart"), n=10)
 print(json.dumps({"load_s": t_load, "first_answer_s": time.perf_counter() - t0, "n": len(recs),
                   "torch": "torch" in sys.modules, "encoder": type(model.st).__name__,
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coldrec.paths import resolve_model, set_current
+from coldrec.core.paths import resolve_model, set_current
 
 LOCUSTFILE = Path(__file__).resolve().parent / "loadtest" / "locustfile.py"
 
@@ -68,9 +68,9 @@ def in_process(version: Path, bodies: list[dict], milvus_dir: Path) -> dict:
         t.append(time.perf_counter() - t0)
     s = engine.snapshot()
     m = s.model
-    from coldrec.recommender import Profile
+    from coldrec.runtime.recommender import Signals
 
-    profiles = [Profile(items=[x.item_id for x in r.recent_items], event_types=["view"] * len(r.recent_items),
+    profiles = [Signals(items=[x.item_id for x in r.recent_items], event_types=["view"] * len(r.recent_items),
                         query=r.query) for r in reqs]
     users = m._user_vectors(m.train, profiles)
     floor = []
@@ -143,7 +143,8 @@ def main() -> None:
 
     threadpool_limits(1)  # one BLAS thread, as the service runs (serving/launch.py SINGLE_THREADED)
 
-    from coldrec import stages
+    from coldrec.core.config import load_params
+    from coldrec.core.params import typed
     from coldrec.runtime.version import load_version
     from serving import launch
 
@@ -163,7 +164,7 @@ def main() -> None:
     if a.promote_at is not None:
         shutil.copytree(version, models / f"{version.name}-copy", symlinks=True)
     set_current(models, version.name)
-    env = stages.serve_env(dataset=version.parent.name, milvus_uri=str(work / "milvus" / "coldrec.db"))
+    env = launch.service_env(typed(load_params()), dataset=version.parent.name, milvus_uri=str(work / "milvus" / "coldrec.db"))
     env.update(COLDREC_MODEL=str(models), COLDREC_FEAST_REPO="")
     port = launch.free_port()
     url = launch.serve("127.0.0.1", port, env, work / "server.log", lite_process=not a.inproc_milvus, detach=True,

@@ -37,11 +37,11 @@ def main() -> None:
     if carried:  # float16 copy -> float32 directory the model code loads like any local encoder
         SentenceTransformer(carried, device="cpu").float().save("/tmp/coldrec-model32")
         os.environ["COLDREC_ENCODER"] = "/tmp/coldrec-model32"
-    from coldrec.config import load_params
-    from coldrec.dataset import load_prepared
-    from coldrec.params import with_overrides
-    from coldrec.paths import prepared_dir
-    from coldrec.recommender import TrainData
+    from coldrec.core.config import load_params
+    from coldrec.core.params import with_overrides
+    from coldrec.core.paths import prepared_dir
+    from coldrec.data.dataset import load_prepared
+    from coldrec.runtime.recommender import TrainData
     from training.encoder import resolve_model_path
     from training.evaluation.evaluate import score_method, seed_everything, split_for
     from training.model.finetune import PartialEncoder

@@ -19,10 +19,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from coldrec import stages
-from coldrec.errors import ColdrecError
-from coldrec.params import METHOD_NAMES
-from coldrec.stages import Source
+from coldrec.core.errors import ColdrecError
+from coldrec.core.params import METHOD_NAMES
+from coldrec.orchestration import stages
+from coldrec.orchestration.stages import Source
 
 app = typer.Typer(
     help="coldrec: recommendations for brand-new shoppers from a pretrained transformer encoder.\n\n"
@@ -87,7 +87,8 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def print_summary(summary: dict[str, Any], rules: list[dict[str, Any]] | None = None) -> None:
+def print_dataset_summary(summary: dict[str, Any], rules: list[dict[str, Any]] | None = None) -> None:
+    """A prepared dataset's summary (users, items, events, dates) and its cleaning rules."""
     t = Table(title=f"dataset {summary['dataset']}", show_header=False)
     for key in ("users", "items_in_catalogue", "items_with_events", "events", "first_event", "last_event"):
         t.add_row(key.replace("_", " "), f"{summary[key]:,}" if isinstance(summary[key], int) else str(summary[key]))
@@ -122,7 +123,7 @@ def data_prepare(
     with console.status("preparing dataset (reading, cleaning, checking the contract)..."):
         res = stages.prepare(Source(dataset, events, items, users, data_dir), out=out, force=force)
     ds = res.detail
-    print_summary(ds.summary(), ds.report.get("rules"))
+    print_dataset_summary(ds.summary(), ds.report.get("rules"))
     console.print(f"wrote [bold]{res.path}[/] (fingerprint {res.summary['fingerprint']})")
 
 
@@ -282,9 +283,12 @@ def features_get(
     """Print a user's online feature profile as JSON (an unknown user prints the cold profile)."""
     import json
 
-    from coldrec.features.store import get_user_profile, open_store
+    from coldrec.core.config import load_params
+    from coldrec.core.params import typed
+    from coldrec.feature_store.repo import resolve_repo
+    from coldrec.feature_store.store import get_user_profile, open_store
 
-    _, _, repo = stages.feature_repo(dataset, online=online, repo=repo)
+    _, _, repo = resolve_repo(dataset, typed(load_params()), online, repo)
     console.print_json(json.dumps(get_user_profile(open_store(repo), user_id), default=str))
 
 
@@ -302,13 +306,14 @@ def features_push(
     """Push one live event into the user's online profile (what the serving feedback API does)."""
     import json
 
-    from coldrec.config import load_params
-    from coldrec.features.store import open_store, push_event
-    from coldrec.params import typed
+    from coldrec.core.config import load_params
+    from coldrec.core.params import typed
+    from coldrec.feature_store.repo import resolve_repo
+    from coldrec.feature_store.store import open_store, push_event
 
-    params = load_params()
-    _, _, repo = stages.feature_repo(dataset, params, online, repo)
-    fp = typed(params).features
+    params = typed(load_params())
+    _, _, repo = resolve_repo(dataset, params, online, repo)
+    fp = params.features
     prof = push_event(open_store(repo), {"user_id": user_id, "item_id": item_id, "event_type": event_type, "query": query},
                       recent_n=fp.recent_items, top_k=fp.top_categories)
     console.print_json(json.dumps(prof, default=str))
@@ -384,11 +389,12 @@ def serve_cmd(
     """Run the HTTP service (BentoML) on the promoted model version: /recommend, /similar-items,
     /profile, /feedback, /version, /healthz, /readyz, /metrics. Set COLDREC_API_KEY to require a key.
     A Milvus Lite index runs in a process of its own (serving.lite_process in params.yaml)."""
-    from coldrec.config import load_params, settings
-    from coldrec.params import typed
+    from coldrec.core import paths
+    from coldrec.core.config import load_params
+    from coldrec.core.params import typed
     from serving import launch
 
-    run_dir = settings().data_dir / "serve"
+    run_dir = paths.serve_run_dir()
     pidfile = run_dir / "serve.pid"
     if stop:
         pids = launch.stop(pidfile)
@@ -396,10 +402,11 @@ def serve_cmd(
         return
     if detach and pidfile.exists():
         raise ColdrecError(f"{pidfile}: a detached service is recorded; stop it first (`coldrec serve --stop`)")
-    env = stages.serve_env(dataset=dataset, version=version, milvus_uri=milvus_uri)
+    params = typed(load_params())
+    env = launch.service_env(params, dataset=dataset, version=version, milvus_uri=milvus_uri)
     log = run_dir / f"serve-{port}.log"
     console.print(f"starting the service on [bold]{env['COLDREC_MODEL']}[/] (log: {log}) ...")
-    url = launch.serve(host, port, env, log, lite_process=typed(load_params()).serving.lite_process, detach=detach,
+    url = launch.serve(host, port, env, log, lite_process=params.serving.lite_process, detach=detach,
                        pidfile=pidfile if detach else None)
     if detach:
         console.print(f"ready: [bold]{url}[/] (stop it with `coldrec serve --stop`)")
@@ -413,10 +420,33 @@ def gate_cmd(
 ) -> None:
     """Judge the candidate against production on cold-start shoppers neither has seen (exit 1 if it
     may not be promoted). Report: reports/gate/<dataset>/<version>.json."""
-    res = stages.gate(dataset, model=model)
-    print_summary(res.to_dict())
+    with console.status("judging the candidate on unseen cold-start shoppers ..."):
+        res = stages.gate(dataset, model=model)
+    print_gate_report(res.detail)
+    console.print(f"wrote [bold]{res.path}[/]")
     if not res.summary.get("passed"):
         raise typer.Exit(1)
+
+
+def print_gate_report(report: dict[str, Any]) -> None:
+    """The promotion gate's verdict: NDCG@10 by revealed items k for the candidate, production and
+    the baselines on the same unseen shoppers, then passed / refused and why."""
+    ndcg = report.get("ndcg@10") or {}
+    ks = sorted({k for row in ndcg.values() for k in row}, key=int)
+    t = Table(title=f"promotion gate: {report.get('candidate')} vs production {report.get('production') or '(none)'}, "
+                    f"NDCG@10 on {report.get('test_users', '?')} shoppers after {report.get('cutoff', '?')}")
+    t.add_column("version")
+    for k in ks:
+        t.add_column(f"k={k}", justify="right")
+    for role, row in ndcg.items():
+        t.add_row(role, *("-" if row.get(k) is None else f"{row[k]:.4f}" for k in ks))
+    if ndcg:
+        console.print(t)
+    fid = report.get("fidelity") or {}
+    if fid.get("mean_cosine") is not None:
+        console.print(f"int8 fidelity: mean cosine {fid['mean_cosine']:.4f}")
+    verdict = "[bold green]passed[/]" if report.get("passed") else "[bold red]refused[/]"
+    console.print(f"{verdict}: {escape('; '.join(report.get('reasons') or []))}")
 
 
 models_app = typer.Typer(help="Model registry (GTO tags in artifacts/registry): list, show, register, promote, rollback.",
@@ -428,9 +458,9 @@ app.add_typer(models_app, name="models")
 @user_errors
 def models_list(dataset: str | None = DatasetOpt) -> None:
     """Registered versions, newest first, with stage and gate result."""
-    from coldrec.config import load_params
-    from coldrec.params import typed
-    from coldrec.promotion import listing
+    from coldrec.core.config import load_params
+    from coldrec.core.params import typed
+    from coldrec.release.promotion import listing
 
     ds = dataset or typed(load_params()).data.default_dataset
     rows = listing(ds)
@@ -448,9 +478,9 @@ def models_list(dataset: str | None = DatasetOpt) -> None:
 def models_show(version: str = typer.Argument(..., help="v0.0.N or a model directory name v-<hash>"),
                 dataset: str | None = DatasetOpt) -> None:
     """A version's lineage: data fingerprint, params, metrics, gate report, code commit, parent."""
-    from coldrec.config import load_params
-    from coldrec.params import typed
-    from coldrec.registry import Registry
+    from coldrec.core.config import load_params
+    from coldrec.core.params import typed
+    from coldrec.release.model_registry import Registry
 
     ds = dataset or typed(load_params()).data.default_dataset
     console.print_json(json.dumps(Registry().get(ds, version).to_dict(), default=str))
@@ -496,9 +526,9 @@ def pipeline_run(dataset: str | None = DatasetOpt, events: Path | None = EventsO
     """Run the coldrec_retrain DAG once, in process (Airflow's dag.test(), SQLite metadata DB in the
     data dir): validate, features, train, quantize, gate, register, index, bundle, promote.
     Exit 1 when a task failed; a candidate the gate refused is a successful run (see the report)."""
-    from coldrec.airflow_local import run
-    from coldrec.config import load_params
-    from coldrec.params import typed
+    from coldrec.core.config import load_params
+    from coldrec.core.params import typed
+    from coldrec.orchestration.airflow_local import run
 
     conf = {"dataset": dataset or typed(load_params()).data.default_dataset,
             **{k: str(v.resolve()) for k, v in (("events", events), ("items", items), ("users", users)) if v}}

@@ -1,13 +1,13 @@
 """``coldrec_promote`` (manual): make a registered version production. Conf: ``{"dataset": ...,
 "version": "v0.0.N" | "v-<hash>", "force": false}``. A version whose gate failed is refused unless
-``force``; the switch is atomic (coldrec.promotion)."""
+``force``; the switch is atomic (coldrec.release.promotion)."""
 from __future__ import annotations
 
 from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from coldrec.dag_support import DEFAULTS, MODEL, dataset_of, dataset_param, fail_clearly, version_param
+from coldrec.orchestration.dag_support import DEFAULTS, MODEL, dataset_of, dataset_param, fail_clearly, version_param
 
 
 @dag(dag_id="coldrec_promote", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, max_active_runs=1,
@@ -17,7 +17,7 @@ from coldrec.dag_support import DEFAULTS, MODEL, dataset_of, dataset_param, fail
 def coldrec_promote():
     @task(outlets=[MODEL])
     def promote() -> dict:
-        from coldrec import stages
+        from coldrec.orchestration import stages
 
         p = get_current_context()["params"]
         return fail_clearly(lambda: stages.promote(dataset_of(), version=p["version"], force=bool(p["force"]),

@@ -1,7 +1,7 @@
 """``coldrec_retrain``: validate -> features -> train -> quantize -> gate -> register -> index ->
 bundle -> promote (if the gate passed), then the run report.
 
-Thin on purpose: every task is one call into :mod:`coldrec.pipeline` (the same stage functions the
+Thin on purpose: every task is one call into :mod:`coldrec.orchestration.retrain` (the same stage functions the
 CLI and dvc.yaml run). Settings come from the environment (COLDREC_HOME, COLDREC_DATA_DIR,
 COLDREC_PARAMS, COLDREC_MILVUS_URI), so a Celery worker on another machine runs the same thing.
 """
@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 
-from coldrec.dag_support import DEFAULTS, EVENTS, MODEL, PIPELINE, conf_of, dataset_param, fail_clearly, file_param
+from coldrec.orchestration.dag_support import DEFAULTS, EVENTS, MODEL, PIPELINE, conf_of, dataset_param, fail_clearly, file_param
 
 schedule = (AssetOrTimeSchedule(timetable=CronTriggerTimetable(PIPELINE.schedule, timezone="UTC"), assets=[EVENTS])
             if PIPELINE.schedule else [EVENTS])
@@ -25,67 +25,67 @@ schedule = (AssetOrTimeSchedule(timetable=CronTriggerTimetable(PIPELINE.schedule
 def coldrec_retrain():
     @task  # no outlet: the events asset is produced outside (a loader), or every run would trigger the next
     def prepare() -> dict:
-        from coldrec import pipeline
+        from coldrec.orchestration import retrain as pipeline
 
         return fail_clearly(pipeline.prepare, conf_of())
 
     @task(retries=0)
     def validate(_: dict) -> dict:
-        from coldrec import pipeline
+        from coldrec.orchestration import retrain as pipeline
 
         return fail_clearly(pipeline.validate, conf_of(), get_current_context().get("ds"))  # no retry: the data will not change
 
     @task
     def features(_: dict) -> dict:
-        from coldrec import pipeline
+        from coldrec.orchestration import retrain as pipeline
 
         return fail_clearly(pipeline.features, conf_of())
 
     @task
     def train(_: dict) -> dict:
-        from coldrec import pipeline
+        from coldrec.orchestration import retrain as pipeline
 
         return fail_clearly(pipeline.train, conf_of())
 
     @task
     def quantize(t: dict) -> dict:
-        from coldrec import pipeline
+        from coldrec.orchestration import retrain as pipeline
 
         return fail_clearly(pipeline.quantize, conf_of(), t["version"])
 
     @task
     def gate(t: dict, _: dict) -> dict:
-        from coldrec import pipeline
+        from coldrec.orchestration import retrain as pipeline
 
         return fail_clearly(pipeline.gate, conf_of(), t["version"])
 
     @task
     def register(t: dict, _: dict) -> dict:
-        from coldrec import pipeline
+        from coldrec.orchestration import retrain as pipeline
 
         return fail_clearly(pipeline.register, conf_of(), t["version"])
 
     @task
     def index(t: dict, _: dict) -> dict:
-        from coldrec import pipeline
+        from coldrec.orchestration import retrain as pipeline
 
         return fail_clearly(pipeline.index, conf_of(), t["version"])
 
     @task
     def bundle(t: dict, _: dict) -> dict:
-        from coldrec import pipeline
+        from coldrec.orchestration import retrain as pipeline
 
         return fail_clearly(pipeline.bundle, conf_of(), t["version"])
 
     @task(outlets=[MODEL])
     def promote(t: dict, g: dict, _b: dict, _f: dict) -> dict:
-        from coldrec import pipeline
+        from coldrec.orchestration import retrain as pipeline
 
         return fail_clearly(pipeline.promote, conf_of(), t["version"], g)
 
     @task(trigger_rule="all_done")
     def report() -> dict:
-        from coldrec.dag_support import write_run_report
+        from coldrec.orchestration.dag_support import write_run_report
 
         return write_run_report()
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
-from coldrec.dag_support import DEFAULTS, MODEL, dataset_of, dataset_param, fail_clearly
+from coldrec.orchestration.dag_support import DEFAULTS, MODEL, dataset_of, dataset_param, fail_clearly
 
 
 @dag(dag_id="coldrec_rollback", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, max_active_runs=1,
@@ -14,7 +14,7 @@ from coldrec.dag_support import DEFAULTS, MODEL, dataset_of, dataset_param, fail
 def coldrec_rollback():
     @task(outlets=[MODEL])
     def rollback() -> dict:
-        from coldrec import stages
+        from coldrec.orchestration import stages
 
         return fail_clearly(lambda: stages.rollback(dataset_of()).to_dict())
 

@@ -1,8 +1,8 @@
 """coldrec feature repository: declarations only (entities, sources, feature views, services).
 
 Nothing here computes anything. The Parquet tables these sources read are written by
-``coldrec.features.compute`` (``coldrec features build``); their directory comes from
-``$COLDREC_FEATURES_DATA`` (set by ``coldrec.features.store`` when it applies a repo copy),
+``coldrec.feature_store.compute`` (``coldrec features build``); their directory comes from
+``$COLDREC_FEATURES_DATA`` (set by ``coldrec.feature_store.store`` when it applies a repo copy),
 else ``../data/features/online-retail`` beside this checkout. Feast records the resolved,
 absolute path in the registry at ``feast apply`` time.
 
@@ -56,7 +56,7 @@ user_profile = FeatureView(
     ttl=timedelta(0),  # a profile never expires
     source=user_profile_push,
     schema=[
-        # list features are JSON text (see coldrec.features.profile.LIST_FIELDS for why)
+        # list features are JSON text (see coldrec.feature_store.user_state.LIST_FIELDS for why)
         Field(name="recent_item_ids", dtype=String, description="JSON list, most recent first."),
         Field(name="recent_event_types", dtype=String, description="JSON list: event type of each recent item."),
         Field(name="recent_timestamps", dtype=String, description="JSON list: ISO-8601 UTC time of each recent item."),

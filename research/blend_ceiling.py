@@ -27,12 +27,12 @@ import argparse
 import numpy as np
 import scipy.sparse as sp
 
-from coldrec.config import load_params, settings
-from coldrec.dataset import load_prepared
-from coldrec.params import typed
-from coldrec.recommender import TrainData
+from coldrec.core.config import load_params, settings
+from coldrec.core.params import typed
+from coldrec.data.dataset import load_prepared
 from coldrec.runtime.blend import profile_matrix, standardise
 from coldrec.runtime.parts import ArrivalHistory
+from coldrec.runtime.recommender import TrainData
 from coldrec.runtime.text import item_texts
 from training.encoder import encode, resolve_model_path
 from training.evaluation.evaluate import split_for
@@ -147,23 +147,23 @@ def build(data: TrainData, name: str):
 
 def component(data: TrainData, cases, obj, vecs: np.ndarray, decay: float = 0.7) -> np.ndarray:
     if isinstance(obj, ArrivalHistory):
-        return standardise(obj.scores([c.profile.at for c in cases]))
+        return standardise(obj.scores([c.signals.at for c in cases]))
     if isinstance(obj, tuple):  # price affinity: Gaussian in log price around the profile's weighted mean
         lp = np.log(np.clip(data.items["price"].fillna(data.items["price"].median()).to_numpy(np.float64), 0.01, None))
-        q = profile_matrix(data, [c.profile for c in cases], 20, decay)
+        q = profile_matrix(data, [c.signals for c in cases], 20, decay)
         w = np.asarray(q.sum(1)).ravel()
         mu = np.asarray(q @ lp).ravel() / np.maximum(w, 1e-9)
         out = np.exp(-0.5 * ((lp[None, :] - mu[:, None]) / obj[1]) ** 2) * (w > 0)[:, None]
         return standardise(out.astype(np.float32))
     if isinstance(obj, str):  # enc
-        u = profile_matrix(data, [c.profile for c in cases], 20, decay).toarray() @ vecs
+        u = profile_matrix(data, [c.signals for c in cases], 20, decay).toarray() @ vecs
         u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
         return standardise(u @ vecs.T)
     if isinstance(obj, Item2Vec):
-        return standardise(obj.scores(profile_matrix(data, [c.profile for c in cases], 20, decay)).astype(np.float32))
+        return standardise(obj.scores(profile_matrix(data, [c.signals for c in cases], 20, decay)).astype(np.float32))
     if isinstance(obj, np.ndarray) and obj.ndim == 1:
         return standardise(np.tile(obj, (len(cases), 1)))
-    s = profile_matrix(data, [c.profile for c in cases], 20, decay) @ obj
+    s = profile_matrix(data, [c.signals for c in cases], 20, decay) @ obj
     return standardise(np.asarray(s.todense()) if sp.issparse(s) else np.asarray(s))
 
 

@@ -15,10 +15,10 @@ import argparse
 import numpy as np
 import scipy.sparse as sp
 
-from coldrec.config import load_params, settings
-from coldrec.dataset import load_prepared
-from coldrec.recommender import TrainData
+from coldrec.core.config import load_params, settings
+from coldrec.data.dataset import load_prepared
 from coldrec.runtime.blend import profile_matrix
+from coldrec.runtime.recommender import TrainData
 from research.blend_ceiling import ordered_pairs
 from training.evaluation.evaluate import split_for
 from training.methods.baselines import ItemKNN, shrunk
@@ -64,7 +64,7 @@ def main() -> None:
         for k in (1, 3, 5):
             cases = cases_by_k.get(k, [])
             targets, excluded = case_targets(data, cases)
-            q = profile_matrix(data, [c.profile for c in cases], 20, 0.7)
+            q = profile_matrix(data, [c.signals for c in cases], 20, 0.7)
             cells.append(NdcgScorer(targets, excluded, data.n_items)(np.array((q @ sim).todense(), np.float32)))
         print(f"| {label} | " + " | ".join(f"{v:.4f}" for v in cells) + " |", flush=True)
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from coldrec.config import load_params, settings
-from coldrec.dataset import load_prepared
-from coldrec.params import typed, with_overrides
-from coldrec.recommender import TrainData
+from coldrec.core.config import load_params, settings
+from coldrec.core.params import typed, with_overrides
+from coldrec.data.dataset import load_prepared
+from coldrec.runtime.recommender import TrainData
 from training.evaluation.evaluate import score_method, seed_everything, split_for
 from training.model.hybrid import ColdrecModel
 

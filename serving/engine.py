@@ -24,14 +24,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coldrec import item_index, paths
-from coldrec.config import load_params
-from coldrec.errors import ColdrecError, DataError
-from coldrec.params import typed, with_overrides
-from coldrec.paths import CURRENT, current_version, feast_repo_dir, models_dir, resolve_model
-from coldrec.recommender import Profile
+from coldrec.core import paths
+from coldrec.core.config import load_params
+from coldrec.core.errors import ColdrecError, DataError
+from coldrec.core.params import typed, with_overrides
+from coldrec.core.paths import CURRENT, current_version, feast_repo_dir, models_dir, resolve_model
+from coldrec.runtime import item_index
 from coldrec.runtime.candidates import CandidateRanker
 from coldrec.runtime.profile import describe
+from coldrec.runtime.recommender import Signals
 from coldrec.runtime.version import load_version
 from serving.schemas import Filters, RecommendRequest, ShopperSignals, SimilarRequest
 
@@ -90,9 +91,7 @@ def _item_facts(items) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
 
 
 def catalogue_log(dataset: str) -> Path:
-    """Catalogue changes made through the service since training (replayed on every load, so a
-    restart or a promotion keeps them; the next training reads the catalogue from the data)."""
-    return paths.settings().data_dir / "catalogue" / dataset / "changes.jsonl"
+    return paths.catalogue_log(dataset)
 
 
 class Engine:
@@ -135,7 +134,7 @@ class Engine:
         if self.milvus_uri.endswith(".db"):
             Path(self.milvus_uri).parent.mkdir(parents=True, exist_ok=True)
         if self.feast_repo is not None:  # first: ready means every part is loaded
-            from coldrec.features.store import open_store
+            from coldrec.feature_store.store import open_store
 
             self.store = open_store(self.feast_repo)
         self.milvus = item_index.client(self.milvus_uri)
@@ -195,13 +194,13 @@ class Engine:
     def _stored(self, user_id: str | None) -> dict[str, Any] | None:
         if not user_id or self.store is None:
             return None
-        from coldrec.features.store import get_user_profile
+        from coldrec.feature_store.store import get_user_profile
 
         with self._feast_lock:
             prof = get_user_profile(self.store, user_id)
         return prof if prof.get("known") else None
 
-    def _profile(self, s: Served, req: ShopperSignals) -> tuple[Profile, list[str], str, dict[str, Any] | None]:
+    def _profile(self, s: Served, req: ShopperSignals) -> tuple[Signals, list[str], str, dict[str, Any] | None]:
         data = s.model.train
         stored = self._stored(req.user_id)
         items: list[str] = []
@@ -221,7 +220,7 @@ class Engine:
                 items.append(i)
                 types.append(t)
         keep = [(i, t) for i, t in zip(items, types) if i in data.item_index]
-        profile = Profile(items=[i for i, _ in keep], event_types=[t for _, t in keep], query=query,
+        profile = Signals(items=[i for i, _ in keep], event_types=[t for _, t in keep], query=query,
                           interests=list(req.interests), attributes=dict(req.attributes))
         if stored and keep:
             strategy = "known_user"
@@ -300,7 +299,7 @@ class Engine:
         if req.item_id not in s.model.train.item_index:
             raise DataError(f"item_id: unknown item {req.item_id!r} (not in model version {s.version})")
         expr, allowed = self._allowed(s, req.filters)
-        recs = s.ranker.recommend(Profile(items=[req.item_id], event_types=["view"]), req.k, mask_expr=expr,
+        recs = s.ranker.recommend(Signals(items=[req.item_id], event_types=["view"]), req.k, mask_expr=expr,
                                   allowed=allowed)
         return {"item_id": req.item_id, "items": self._items(s, recs), "model_version": s.version}
 
@@ -321,7 +320,7 @@ class Engine:
         item = event.get("item_id")
         if item and item not in s.model.train.item_index:
             raise DataError(f"item_id: unknown item {item!r} (not in model version {s.version})")
-        from coldrec.features.store import push_event
+        from coldrec.feature_store.store import push_event
 
         with self._feast_lock:
             prof = push_event(self.store, {k: v for k, v in event.items() if k != "recommendation_id" and v is not None})

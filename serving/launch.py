@@ -22,7 +22,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from coldrec.errors import ColdrecError
+from coldrec.core import paths
+from coldrec.core.config import settings
+from coldrec.core.errors import ColdrecError
+from coldrec.core.params import Params
 
 # One BLAS / OpenMP thread per process: requests run on threads of their own, and a 2-thread BLAS
 # under concurrent requests (or beside the Milvus process) oversubscribes the cores: a 20k x 384
@@ -30,7 +33,7 @@ from coldrec.errors import ColdrecError
 SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-SERVER_SUFFIX = ".server"  # kept in step with coldrec.paths.milvus_uri
+SERVER_SUFFIX = ".server"  # kept in step with coldrec.core.paths.milvus_uri
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -185,3 +188,24 @@ def stop(pidfile: Path) -> list[int]:
         advertise(doc["milvus_db"]).unlink(missing_ok=True)
     pidfile.unlink(missing_ok=True)
     return stopped
+
+
+def service_env(params: Params, dataset: str | None = None, version: str | None = None,
+                milvus_uri: str | None = None) -> dict[str, str]:
+    """The environment the service reads (serving/service.py): which models, which index, which
+    feature store. Checked here, so ``coldrec serve`` fails with a clear message, not a server log."""
+    from coldrec.runtime.version import SERVING_FILES, check_files
+
+    dataset = dataset or params.data.default_dataset
+    models = paths.models_dir(dataset)
+    model = models / version if version else models
+    if version:
+        if not model.is_dir():
+            raise ColdrecError(f"--version {version}: no such version in {models}")
+        check_files(model, SERVING_FILES)
+    else:
+        paths.current_version(models)
+    repo = paths.feast_repo_dir(dataset, params.features.online_store)
+    return {"COLDREC_MODEL": str(model), "COLDREC_DATASET": dataset, "COLDREC_MILVUS_URI": milvus_uri or paths.milvus_uri(),
+            "COLDREC_FEAST_REPO": str(repo) if (repo / "feature_store.yaml").exists() else "",
+            "COLDREC_HOME": str(settings().root)}

@@ -22,11 +22,11 @@ from typing import Any
 import bentoml
 from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 
-from coldrec.config import load_params
-from coldrec.errors import ColdrecError
-from coldrec.item_index import IndexError_
-from coldrec.params import typed
-from serving.bundle import MARKER
+from coldrec.core.config import load_params
+from coldrec.core.errors import ColdrecError
+from coldrec.core.params import typed
+from coldrec.release.bundle import MARKER
+from coldrec.runtime.item_index import ItemIndexError
 from serving.engine import Engine, NotReady, Unavailable
 from serving.http import Guard
 from serving.schemas import (
@@ -77,7 +77,7 @@ class Coldrec:
     def _call(self, fn, arg) -> dict[str, Any]:
         try:
             return fn(arg)
-        except (NotReady, Unavailable, IndexError_) as exc:
+        except (NotReady, Unavailable, ItemIndexError) as exc:
             log.warning("503: %s", exc)
             raise ServiceUnavailable(str(exc)) from None
         except ColdrecError as exc:
@@ -126,7 +126,7 @@ class Coldrec:
     def models(self) -> dict[str, Any]:
         """The registry's versions with stage, gate result, fidelity; which one serves; the newest
         evaluation (what the web page's "Model versions" view shows)."""
-        from coldrec.model_report import versions_view
+        from coldrec.release.model_report import versions_view
 
         s = self.engine.snapshot() if self.engine.ready else None
         folder = Path(self.engine.model_path)
@@ -142,7 +142,7 @@ class Coldrec:
 
 
 def _plot() -> Path | None:
-    from coldrec.model_report import evaluation
+    from coldrec.release.model_report import evaluation
 
     ev = evaluation(os.environ.get("COLDREC_DATASET") or typed(load_params()).data.default_dataset)
     return Path(ev["plot_path"]) if ev and ev["plot"] else None

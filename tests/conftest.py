@@ -59,7 +59,7 @@ def params_with(*overrides: dict) -> dict:
     change only what they test (an override of a key that does not exist is an error)."""
     import yaml
 
-    from coldrec.params import with_overrides
+    from coldrec.core.params import with_overrides
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     for o in overrides:

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from coldrec import progress as progress_bars
-from coldrec.config import settings
-from coldrec.errors import ConfigError
+from coldrec.core import progress as progress_bars
+from coldrec.core.config import settings
+from coldrec.core.errors import ConfigError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -58,7 +58,7 @@ def encode(texts: Sequence[str], model_path: str | Path, batch_size: int = 64, c
     """L2-normalised float32 vectors; cached under ``$COLDREC_CACHE_DIR/embeddings``.
 
     ``progress``: sentence-transformers' own bar for a long list, drawn only on a terminal (it
-    redraws per batch, which a log file would keep line by line; see :mod:`coldrec.progress`)."""
+    redraws per batch, which a log file would keep line by line; see :mod:`coldrec.core.progress`)."""
     key = hashlib.sha256(("\x00".join([_model_signature(Path(model_path)), *texts])).encode()).hexdigest()[:24]
     cache_file = settings().cache_dir / "embeddings" / f"{key}.npy"
     if cache and cache_file.exists():

@@ -3,7 +3,7 @@
 By default training uses every event of the dataset; the model still carves its own validation
 slice (the last ``model.validation_fraction`` of time) for early stopping and blend tuning.
 With ``until`` it uses only events before that time: the retrain pipeline trains its candidate
-so, and the promotion gate (:mod:`training.gate`) then judges the very artifact it would promote
+so, and the promotion gate (:mod:`coldrec.release.promotion_gate`) then judges the very artifact it would promote
 on the shoppers who arrived after ``until``, whom neither it nor production has seen.
 """
 from __future__ import annotations
@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from coldrec import outputs
-from coldrec.dataset import Dataset
-from coldrec.errors import DataError
-from coldrec.recommender import TrainData
+from coldrec.core import outputs
+from coldrec.core.errors import DataError
+from coldrec.data.dataset import Dataset
+from coldrec.runtime.recommender import TrainData
 from training.evaluation.evaluate import seed_everything
 from training.model.artifacts import VERSION_FILES, save_model, version_target
 from training.model.hybrid import ColdrecModel
@@ -26,7 +26,7 @@ def train(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = None
           force: bool = False, until: str | None = None, reuse: bool = False) -> tuple[Path, dict[str, Any]]:
     """Fit on ``ds`` and write the version to ``out_dir``, or to ``models/<version>`` when ``out_dir``
     is None (the version name is a fingerprint of data + params + code). The output location is
-    checked before fitting (:mod:`coldrec.outputs`): minutes of work are not spent on a refusal."""
+    checked before fitting (:mod:`coldrec.core.outputs`): minutes of work are not spent on a refusal."""
     import pandas as pd
 
     events, fingerprint = ds.events, ds.fingerprint()

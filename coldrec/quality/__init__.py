@@ -5,7 +5,7 @@ points: :func:`validate_source` (what the CLI, the DAG task and the DVC stage ca
 :func:`validate` (an in-memory dataset), :func:`validate_files` (own files). Importing this
 package does not import Great Expectations (that happens on the first validation).
 """
-from coldrec.quality.gate import run_gate, validate, validate_files, validate_source
 from coldrec.quality.results import Outcome, QualityGateFailed, ValidationResult
+from coldrec.quality.validation import run_gate, validate, validate_files, validate_source
 
 __all__ = ["Outcome", "QualityGateFailed", "ValidationResult", "run_gate", "validate", "validate_files", "validate_source"]

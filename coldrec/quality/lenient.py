@@ -1,9 +1,9 @@
 """Read tables for the quality gate *without* failing on the first broken row.
 
-The canonical loader (:mod:`coldrec.schema`) stops at the first structural error with a
-:class:`~coldrec.errors.DataError`. The gate must instead *measure* every problem, so here each
+The canonical loader (:mod:`coldrec.data.contract`) stops at the first structural error with a
+:class:`~coldrec.core.errors.DataError`. The gate must instead *measure* every problem, so here each
 table is read as it is (:func:`read_raw`) and coerced by the very functions the contract uses
-(:mod:`coldrec.coercion`), but leniently (:func:`typed`): a value that cannot be coerced becomes
+(:mod:`coldrec.data.coercion`), but leniently (:func:`typed`): a value that cannot be coerced becomes
 missing instead of raising, and the expectations then count and sample those rows. Coercion is
 idempotent, so canonical tables (already typed) go through the same function unchanged.
 
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from coldrec import coercion
-from coldrec.errors import DataError
-from coldrec.schema import (
+from coldrec.core.errors import DataError
+from coldrec.data import coercion
+from coldrec.data.contract import (
     EVENT_REQUIRED,
     ITEM_REQUIRED,
     USER_REQUIRED,
@@ -53,7 +53,7 @@ class RawTable:
 
 def _empty_frame(path: Path, is_csv: bool) -> pd.DataFrame | None:
     """A zero-row frame (with the header's columns, if any) when the file holds no rows, else None
-    (also when it cannot be read: :func:`~coldrec.schema.read_table` then says why)."""
+    (also when it cannot be read: :func:`~coldrec.data.contract.read_table` then says why)."""
     if path.stat().st_size == 0:
         return pd.DataFrame()
     if is_csv:

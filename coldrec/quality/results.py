@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coldrec.errors import ColdrecError
+from coldrec.core.errors import ColdrecError
 
 
 class QualityGateFailed(ColdrecError):

@@ -15,11 +15,11 @@ from typing import Any
 
 import pandas as pd
 
+from coldrec.data.contract import column_hint
 from coldrec.quality.lenient import RawTable
 from coldrec.quality.references import JOINED
 from coldrec.quality.results import Outcome, jsonable
 from coldrec.quality.suites import TABLES, Skip, Spec
-from coldrec.schema import column_hint
 
 RESULT_FORMAT = {"result_format": "COMPLETE", "partial_unexpected_count": 20, "return_unexpected_index_query": False}
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from coldrec.config import settings
-from coldrec.errors import ColdrecError, ConfigError
+from coldrec.core import paths
+from coldrec.core.errors import ColdrecError, ConfigError
 
 TABLES = ("events", "items", "users")
 SEVERITIES = ("critical", "warning", "off")
@@ -65,14 +65,14 @@ class Spec:
 def quality_params(params: dict[str, Any] | None) -> dict[str, Any]:
     """params.yaml's ``quality:`` section, validated (an unknown or missing key is an error naming it);
     ``None`` reads the file. No defaults here: params.yaml is the one source."""
-    from coldrec.config import load_params
-    from coldrec.params import section_dict
+    from coldrec.core.config import load_params
+    from coldrec.core.params import section_dict
 
     return section_dict(load_params() if params is None else params, "quality")
 
 
 def suites_dir() -> Path:
-    return settings().root / "expectations"
+    return paths.expectations_dir()
 
 
 def load_specs(directory: str | Path | None = None, severity: dict[str, str] | None = None) -> dict[str, list[Spec]]:

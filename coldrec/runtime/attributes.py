@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from coldrec.recommender import Profile, TrainData
+from coldrec.runtime.recommender import Signals, TrainData
 
 
 class AttributePopularity:
@@ -56,12 +56,12 @@ class AttributePopularity:
     def __bool__(self) -> bool:
         return len(self.names) > 0
 
-    def known(self, profile: Profile) -> list[tuple[str, str]]:
+    def known(self, profile: Signals) -> list[tuple[str, str]]:
         """The profile's (attribute, value) pairs this table has seen on training users."""
         return [(str(k), str(v)) for k, v in profile.attributes.items()
                 if v is not None and (str(k), str(v)) in self.row]
 
-    def profile_scores(self, profiles: list[Profile]) -> np.ndarray:
+    def profile_scores(self, profiles: list[Signals]) -> np.ndarray:
         out = np.zeros((len(profiles), self.n_items), np.float32)
         for r, p in enumerate(profiles):
             pairs = self.known(p)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from coldrec.recommender import Profile, TrainData
+from coldrec.runtime.recommender import Signals, TrainData
 
 COMPONENTS = ("enc", "knn", "qknn", "session", "pop", "recent", "arrival", "attr", "new")
 TEXT_COMPONENTS = ("enc", "qknn")  # zero-item profiles use these only when they carry text
@@ -42,7 +42,7 @@ def recency_weights(n: int, decay: float) -> np.ndarray:
     return (w / w.sum()).astype(np.float32)
 
 
-def profile_matrix(data: TrainData, profiles: Sequence[Profile], history: int, decay: float) -> sp.csr_matrix:
+def profile_matrix(data: TrainData, profiles: Sequence[Signals], history: int, decay: float) -> sp.csr_matrix:
     """Profiles x items (sparse): each profile's last ``history`` known items, weighted by recency."""
     rows, cols, vals = [], [], []
     for r, p in enumerate(profiles):
@@ -54,7 +54,7 @@ def profile_matrix(data: TrainData, profiles: Sequence[Profile], history: int, d
     return sp.csr_matrix((np.array(vals, np.float32), (rows, cols)), shape=(len(profiles), data.n_items))
 
 
-def known_with_types(data: TrainData, p: Profile, history: int) -> tuple[list[int], list[str]]:
+def known_with_types(data: TrainData, p: Signals, history: int) -> tuple[list[int], list[str]]:
     """The profile's catalogue items (unknown ids dropped) with their event types, newest last."""
     types = p.event_types if len(p.event_types) == len(p.items) else ["view"] * len(p.items)
     pairs = [(data.item_index[i], t) for i, t in zip(p.items, types) if i in data.item_index][-history:]

@@ -26,9 +26,9 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
-from coldrec.recommender import Profile, Recommendation
 from coldrec.runtime import reasons
 from coldrec.runtime.blend import bucket_of, profile_matrix
+from coldrec.runtime.recommender import Recommendation, Signals
 from coldrec.runtime.scorer import ColdrecRuntime, diverse
 
 PRIORS = ("pop", "recent", "new")  # the same vector for every profile
@@ -162,12 +162,12 @@ class CandidateRanker:
             self._cache.move_to_end(key)
         return hit
 
-    def _arrival(self, p: Profile):
+    def _arrival(self, p: Signals):
         h = self.model.parts.history
         w = h.window(p.at)
         return self._cached(("arrival", w), lambda: h.counts(w) if w[1] > w[0] else np.zeros(self.n, np.float32))
 
-    def _attr(self, p: Profile):
+    def _attr(self, p: Signals):
         attrs = self.model.parts.attrs
         pairs = tuple(attrs.known(p))
         if not pairs:
@@ -194,7 +194,7 @@ class CandidateRanker:
         w = np.exp((sims - sims[0]) / cfg.query_seed_tau)
         return top, (w / w.sum()).astype(np.float32)
 
-    def rank(self, profiles: Sequence[Profile], mask_expr: str | None = None,
+    def rank(self, profiles: Sequence[Signals], mask_expr: str | None = None,
              allowed: np.ndarray | None = None) -> list[Ranked]:
         """Candidates and blended scores per profile. ``mask_expr`` filters the index search (a
         Milvus expression); ``allowed`` (bool per catalogue row) filters every candidate source."""
@@ -261,14 +261,14 @@ class CandidateRanker:
             return np.zeros(len(x), np.float32)
         return ((np.asarray(x, np.float64) - mu) / sd).astype(np.float32)
 
-    def score(self, profiles: list[Profile]) -> np.ndarray:
+    def score(self, profiles: list[Signals]) -> np.ndarray:
         """Dense scores for the evaluation harness: the blend on candidates, -inf elsewhere."""
         out = np.full((len(profiles), self.n), -np.inf, np.float32)
         for r, ranked in enumerate(self.rank(profiles)):
             out[r, ranked.items] = ranked.scores
         return out
 
-    def recommend(self, profile: Profile, n: int = 10, exclude: Sequence[str] = (), mask_expr: str | None = None,
+    def recommend(self, profile: Signals, n: int = 10, exclude: Sequence[str] = (), mask_expr: str | None = None,
                   allowed: np.ndarray | None = None) -> list[Recommendation]:
         """As :meth:`ColdrecRuntime.recommend` (same exclusions, diversity and reasons), on candidates."""
         m = self.model

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from coldrec.recommender import TrainData
 from coldrec.runtime.attributes import AttributePopularity
 from coldrec.runtime.parts import ArrivalHistory, CollaborativeParts
+from coldrec.runtime.recommender import TrainData
 from coldrec.runtime.text import item_texts
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from coldrec.datasets.fetch import sha256_of
-from coldrec.errors import ColdrecError
+from coldrec.core.errors import ColdrecError
+from coldrec.data.datasets.fetch import sha256_of
 
 CONFIG_NAME = "coldrec_onnx.json"
 MODEL_NAME = "model.onnx"

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coldrec.recommender import TrainData
 from coldrec.runtime.attributes import AttributePopularity
+from coldrec.runtime.recommender import TrainData
 
 
 class ArrivalHistory:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from coldrec.recommender import Profile
+from coldrec.runtime.recommender import Signals
 
 log = logging.getLogger(__name__)
 _WORD = re.compile(r"[a-z][a-z'-]{2,}")
@@ -27,7 +27,7 @@ BANDS = ("budget", "lower-mid", "mid", "upper-mid", "premium")
 
 @dataclass
 class BuiltProfile:
-    profile: Profile
+    signals: Signals
     vector: np.ndarray
     readable: dict[str, Any] = field(default_factory=dict)
 
@@ -43,7 +43,7 @@ def build_profile(model, items: Sequence[str] = (), event_types: Sequence[str] =
         log.warning("ignoring %d unknown item id(s): %s", len(unknown), ", ".join(unknown[:10]))
     known_pairs = [(i, t) for i, t in zip(items, types) if i in data.item_index]
     query = " ".join(q.strip() for q in queries if q and q.strip()) or None
-    profile = Profile(items=[i for i, _ in known_pairs], event_types=[t for _, t in known_pairs], query=query,
+    profile = Signals(items=[i for i, _ in known_pairs], event_types=[t for _, t in known_pairs], query=query,
                       interests=[s.strip() for s in interests if s and s.strip()], attributes=dict(attributes or {}))
     used = set(model.parts.attrs.known(profile))
     unused = [f"{k}={v}" for k, v in profile.attributes.items() if (str(k), str(v)) not in used]
@@ -53,7 +53,7 @@ def build_profile(model, items: Sequence[str] = (), event_types: Sequence[str] =
     return BuiltProfile(profile, vector, describe(model, profile, unknown, unused))
 
 
-def describe(model, profile: Profile, ignored: Sequence[str] = (), ignored_attributes: Sequence[str] = ()
+def describe(model, profile: Signals, ignored: Sequence[str] = (), ignored_attributes: Sequence[str] = ()
              ) -> dict[str, Any]:
     data = model.train
     cat = data.items.set_index("item_id")

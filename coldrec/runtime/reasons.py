@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from coldrec.recommender import Profile, TrainData
 from coldrec.runtime.attributes import like_you
 from coldrec.runtime.blend import COMPONENTS, PERSONAL_COMPONENTS
 from coldrec.runtime.parts import CollaborativeParts, utc_ns
+from coldrec.runtime.recommender import Signals, TrainData
 
 
-def explain(data: TrainData, parts: CollaborativeParts, item_vecs: np.ndarray, history: int, profile: Profile,
+def explain(data: TrainData, parts: CollaborativeParts, item_vecs: np.ndarray, history: int, profile: Signals,
             item: int, comps: dict[str, np.ndarray], w: dict[str, float], text_vec: np.ndarray | None,
             seeds: tuple[np.ndarray, np.ndarray] | None) -> str:
     """The reason for ``item`` given the blend's components for this one profile (row 0)."""
@@ -67,7 +67,7 @@ def entry(m, i: int, j: int) -> float:
     return float(m.data[lo:hi][hit].sum()) if len(hit) else 0.0
 
 
-def arrival_reason(parts: CollaborativeParts, profile: Profile) -> str:
+def arrival_reason(parts: CollaborativeParts, profile: Signals) -> str:
     h = parts.history
     live = profile.at is None or not len(h.ns) or utc_ns(profile.at) >= h.ns[-1]
     span = window_words(h.days)

@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from coldrec.params import ModelParams
-from coldrec.recommender import Profile, Recommendation, Recommender, TrainData
+from coldrec.core.params import ModelParams
 from coldrec.runtime import reasons
 from coldrec.runtime.blend import (
     DEFAULT_WEIGHTS,
@@ -36,6 +35,7 @@ from coldrec.runtime.blend import (
     standardise,
 )
 from coldrec.runtime.parts import CollaborativeParts
+from coldrec.runtime.recommender import Recommendation, Recommender, Signals, TrainData
 
 
 class ColdrecRuntime(Recommender):
@@ -60,14 +60,14 @@ class ColdrecRuntime(Recommender):
         self.metadata: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- scoring
-    def _text_vectors(self, profiles: Sequence[Profile]) -> dict[int, np.ndarray]:
+    def _text_vectors(self, profiles: Sequence[Signals]) -> dict[int, np.ndarray]:
         texts = {i: " ".join(filter(None, [p.query, *p.interests])) for i, p in enumerate(profiles) if p.has_text()}
         if not texts:
             return {}
         vecs = self.st.encode(list(texts.values()), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         return dict(zip(texts.keys(), vecs))
 
-    def _user_vectors(self, data: TrainData, profiles: Sequence[Profile],
+    def _user_vectors(self, data: TrainData, profiles: Sequence[Signals],
                       text: dict[int, np.ndarray] | None = None) -> np.ndarray:
         out = np.zeros((len(profiles), self.item_vecs.shape[1]), np.float32)
         text = self._text_vectors(profiles) if text is None else text
@@ -81,7 +81,7 @@ class ColdrecRuntime(Recommender):
                 out[r] += text[r]
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
-    def _enc_scores(self, data: TrainData, profiles: Sequence[Profile],
+    def _enc_scores(self, data: TrainData, profiles: Sequence[Signals],
                     text: dict[int, np.ndarray] | None = None) -> np.ndarray:
         return self._user_vectors(data, profiles, text) @ self.item_vecs.T
 
@@ -105,11 +105,11 @@ class ColdrecRuntime(Recommender):
                 out[r] = np.asarray(self.parts.knn_sim[seeds].T @ w).ravel()
         return out
 
-    def _knn_scores(self, data: TrainData, profiles: Sequence[Profile], sim=None) -> np.ndarray:
+    def _knn_scores(self, data: TrainData, profiles: Sequence[Signals], sim=None) -> np.ndarray:
         q = profile_matrix(data, profiles, self.cfg.history, self.cfg.recency_decay)
         return np.asarray((q @ (self.parts.knn_sim if sim is None else sim)).todense(), dtype=np.float32)
 
-    def _components(self, data: TrainData, profiles: Sequence[Profile],
+    def _components(self, data: TrainData, profiles: Sequence[Signals],
                     text: dict[int, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         n = len(profiles)
         text = self._text_vectors(profiles) if text is None else text
@@ -125,10 +125,10 @@ class ColdrecRuntime(Recommender):
             "new": standardise(np.tile(self.parts.new, (n, 1))),
         }
 
-    def has_signal(self, profile: Profile) -> bool:
+    def has_signal(self, profile: Signals) -> bool:
         return True  # even "nothing" has its own tuned blend (popular + trending)
 
-    def _blend(self, profiles: Sequence[Profile], text: dict[int, np.ndarray] | None = None
+    def _blend(self, profiles: Sequence[Signals], text: dict[int, np.ndarray] | None = None
                ) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict[str, float]]]:
         comps = self._components(self.train, profiles, text)
         ws = [self.weights[bucket_of(len(self.train.known(p.items)), p.has_text())] for p in profiles]
@@ -139,17 +139,17 @@ class ColdrecRuntime(Recommender):
                     out[r] += weight * comps[name][r]
         return out, comps, ws
 
-    def _score(self, profiles: list[Profile]) -> np.ndarray:
+    def _score(self, profiles: list[Signals]) -> np.ndarray:
         return self._blend(profiles)[0]
 
-    def score(self, profiles: list[Profile]) -> np.ndarray:
+    def score(self, profiles: list[Signals]) -> np.ndarray:
         out = np.zeros((len(profiles), self.train.n_items), np.float32)
         for s in range(0, len(profiles), 256):
             out[s:s + 256] = self._score(profiles[s:s + 256])
         return out
 
     # ---------------------------------------------------------------- serving
-    def recommend(self, profile: Profile, n: int = 10, exclude: Sequence[str] = ()) -> list[Recommendation]:
+    def recommend(self, profile: Signals, n: int = 10, exclude: Sequence[str] = ()) -> list[Recommendation]:
         """Top n with a reason each; with no signal at all, near-duplicates are skipped (diverse picks)."""
         text = self._text_vectors([profile])  # encoded once: the blend and every reason use it
         scores, comps, (w,) = self._blend([profile], text)

@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from coldrec.errors import ColdrecError
-from coldrec.params import typed, with_overrides
-from coldrec.recommender import TrainData
+from coldrec.core.errors import ColdrecError
+from coldrec.core.params import typed, with_overrides
 from coldrec.runtime.attributes import AttributePopularity
 from coldrec.runtime.onnx_encoder import OnnxEncoder
 from coldrec.runtime.parts import ArrivalHistory, CollaborativeParts
+from coldrec.runtime.recommender import TrainData
 from coldrec.runtime.scorer import ColdrecRuntime
 
 ENCODER_DIR = "encoder"
@@ -59,7 +59,7 @@ def version_params(meta: dict[str, Any], params: dict[str, Any] | None = None) -
     """The params a version was fitted with (``seed``, ``encoder``, ``model``), laid over ``params``
     (default: params.yaml) so a version saved before a key existed still reads."""
     if params is None:
-        from coldrec.config import load_params
+        from coldrec.core.config import load_params
 
         params = load_params()
     return with_overrides(params, meta.get("params") or {})

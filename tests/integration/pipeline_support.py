@@ -27,7 +27,7 @@ FAST = {"evaluation": {"bootstrap": 0, "methods": ["popularity", "coldrec"]},
 
 def make_slice(base: Path, rows: int = SLICE_ROWS) -> dict[str, Path]:
     """Canonical events/items/users CSVs of the first ``rows`` raw rows (cached under ``base``)."""
-    from coldrec.datasets import online_retail
+    from coldrec.data.datasets import online_retail
 
     out = base / "orslice"
     files = {k: out / f"{k}.csv" for k in ("events", "items", "users")}

@@ -16,7 +16,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from coldrec.recommender import TrainData
+from coldrec.runtime.recommender import TrainData
 from serving.launch import free_port
 from tests.conftest import ROOT, make_items, params_with
 from tests.unit.test_model import TINY_OVERRIDES, _shop_events, _shop_users
@@ -27,11 +27,11 @@ TINY = params_with(TINY_OVERRIDES)
 
 def _versions(base: Path) -> Path:
     """Two versions of one int8 model (v1 current, v2 a copy to promote) and a Feast store."""
-    from coldrec.dataset import from_files
-    from coldrec.features.compute import build_feature_tables
-    from coldrec.features.materialization import materialize
-    from coldrec.features.repo import apply, render_repo
-    from coldrec.paths import set_current
+    from coldrec.core.paths import set_current
+    from coldrec.data.dataset import from_files
+    from coldrec.feature_store.compute import build_feature_tables
+    from coldrec.feature_store.materialization import materialize
+    from coldrec.feature_store.repo import apply, render_repo
     from training import methods
     from training.model.artifacts import save_model
 
@@ -53,8 +53,8 @@ def _versions(base: Path) -> Path:
     shutil.copytree(models / "v1", models / "v2")
     set_current(models, "v1")
     # a real registry (GTO tags) with both versions, v1 in production: the web page's model view reads it
-    from coldrec.promotion import lineage
-    from coldrec.registry import Registry
+    from coldrec.release.model_registry import Registry
+    from coldrec.release.promotion import lineage
 
     reg = Registry(base / "registry").ensure()
     for v in ("v1", "v2"):

@@ -97,8 +97,8 @@ def test_retrain_dag_runs_on_the_cluster(tmp_path: Path, shared_datasets):
     small slice of real data with every task in the Celery worker: it trains, gates, registers
     and promotes v0.0.1, and every task instance shows the cluster's queue."""
     cluster_or_skip()
-    from coldrec.pipeline import STEPS
-    from coldrec.registry import Registry
+    from coldrec.orchestration.retrain import STEPS
+    from coldrec.release.model_registry import Registry
     from tests.integration.pipeline_support import child_env, run_conf, slice_env
 
     # no cron run of its own when the DAG is unpaused: only the run this test triggers

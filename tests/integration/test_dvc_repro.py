@@ -10,7 +10,7 @@
 The project holds copies of what the stages depend on (DVC hashes them; the stages run these copies,
 as in a fresh clone: PYTHONPATH points at them) and a params.yaml with tiny settings (pretrained
 encoder, two methods, 100 test users) so the tier stays fast. The raw file is the real one: a cut of
-it would fail its published sha256 check (coldrec/datasets/fetch.py).
+it would fail its published sha256 check (coldrec/data/datasets/fetch.py).
 """
 from __future__ import annotations
 

@@ -8,12 +8,12 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from coldrec.dataset import Dataset
-from coldrec.features.compute import build_feature_tables
-from coldrec.features.historical import historical_features
-from coldrec.features.materialization import materialize
-from coldrec.features.online import get_item_features, get_user_profile
-from coldrec.features.repo import apply, render_repo
+from coldrec.data.dataset import Dataset
+from coldrec.feature_store.compute import build_feature_tables
+from coldrec.feature_store.historical import historical_features
+from coldrec.feature_store.materialization import materialize
+from coldrec.feature_store.online import get_item_features, get_user_profile
+from coldrec.feature_store.repo import apply, render_repo
 from tests.conftest import SHARED, params_with
 from tests.integration.test_features_store import REDIS, redis_or_skip
 
@@ -24,7 +24,7 @@ CUTOFF = pd.Timestamp("2011-02-01", tz="UTC")
 def retail(tmp_path_factory):
     if not SHARED.exists():
         pytest.skip(f"real datasets not found at {SHARED}")
-    from coldrec.prepare import build
+    from coldrec.data.prepare import build
 
     full = build("online-retail")
     ds = Dataset("online-retail", full.events[full.events["timestamp"] < CUTOFF].reset_index(drop=True), full.items)

@@ -17,15 +17,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from coldrec.dataset import from_files
-from coldrec.errors import DataError
-from coldrec.features.compute import BEGIN, build_feature_tables
-from coldrec.features.historical import historical_features
-from coldrec.features.materialization import materialize
-from coldrec.features.online import get_item_features, get_user_profile, get_user_profiles
-from coldrec.features.profile import decode_profile_table
-from coldrec.features.push import push_event
-from coldrec.features.repo import apply, render_repo
+from coldrec.core.errors import DataError
+from coldrec.data.dataset import from_files
+from coldrec.feature_store.compute import BEGIN, build_feature_tables
+from coldrec.feature_store.historical import historical_features
+from coldrec.feature_store.materialization import materialize
+from coldrec.feature_store.online import get_item_features, get_user_profile, get_user_profiles
+from coldrec.feature_store.push import push_event
+from coldrec.feature_store.repo import apply, render_repo
+from coldrec.feature_store.user_state import decode_profile_table
 from tests.conftest import ROOT, make_events, make_items, params_with
 
 REDIS = os.environ.get("COLDREC_TEST_REDIS", "127.0.0.1:6379,db=5")
@@ -246,7 +246,7 @@ def test_feast_cli_apply_on_a_temp_repo(tiny, tmp_path):
     out = res.stdout
     for name in ("user_profile", "item_popularity", "item_attributes", "training_service", "user_profile_service"):
         assert name in out
-    from coldrec.features.repo import open_store
+    from coldrec.feature_store.repo import open_store
 
     st = open_store(repo)
     assert sorted(fv.name for fv in st.list_feature_views()) == ["item_attributes", "item_popularity", "user_profile"]

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldrec import item_index as ix
+from coldrec.runtime import item_index as ix
 from coldrec.runtime.candidates import NumpyIndex
 
 
@@ -53,7 +53,7 @@ def test_build_search_filter_alias_upsert_delete(milvus):
     ix.build_collection(milvus, "coldrec_t_v2", items.iloc[:100], v[:100], bought[:100], index_params=flat)
     assert ix.point_alias(milvus, "coldrec_t_production", "coldrec_t_v2") == "coldrec_t_v1"
     assert ix.aliased(milvus, "coldrec_t_production") == "coldrec_t_v2"
-    with pytest.raises(ix.IndexError_, match="no such collection"):
+    with pytest.raises(ix.ItemIndexError, match="no such collection"):
         ix.point_alias(milvus, "coldrec_t_production", "coldrec_t_missing")
 
     # a new item is searchable at once; a deleted one is gone

@@ -61,7 +61,7 @@ def states(doc: dict) -> dict[str, str]:
 
 
 def registry(project):
-    from coldrec.registry import Registry
+    from coldrec.release.model_registry import Registry
 
     return Registry(project["env"]["COLDREC_REGISTRY"])
 
@@ -71,7 +71,7 @@ def current(project) -> str:
 
 
 def params_file(project, name: str, overrides: dict) -> str:
-    from coldrec.params import with_overrides
+    from coldrec.core.params import with_overrides
 
     base = yaml.safe_load((project["home"] / "params.yaml").read_text())
     f = project["base"] / f"{name}.yaml"
@@ -201,7 +201,7 @@ def _served_version(port: int) -> str:
 
 
 def test_rollback_restores_the_previous_version_end_to_end(project):
-    from coldrec import item_index
+    from coldrec.runtime import item_index
     from serving.launch import free_port
 
     reg = registry(project)
@@ -233,8 +233,8 @@ def test_rollback_restores_the_previous_version_end_to_end(project):
 
 
 def test_two_promotions_at_once_one_wins(project, monkeypatch):
-    from coldrec import promotion
-    from coldrec.registry import Busy
+    from coldrec.release import promotion
+    from coldrec.release.model_registry import Busy
 
     for k, v in project["env"].items():
         monkeypatch.setenv(k, v)
@@ -280,13 +280,13 @@ def test_two_promotions_at_once_one_wins(project, monkeypatch):
 
 
 def _params(project) -> dict:
-    from coldrec.config import load_params
+    from coldrec.core.config import load_params
 
     return load_params(project["env"]["COLDREC_PARAMS"])
 
 
 def _dag(project, dag_id: str, conf: dict) -> dict:
-    code = ("import json, sys; from coldrec.airflow_local import run; from coldrec.errors import ColdrecError\n"
+    code = ("import json, sys; from coldrec.orchestration.airflow_local import run; from coldrec.core.errors import ColdrecError\n"
             "try: print(json.dumps(run(json.loads(sys.argv[1]), dag_id=sys.argv[2])))\n"
             "except ColdrecError as e: print(json.dumps({'error': str(e)}))")
     r = subprocess.run([sys.executable, "-c", code, json.dumps(conf), dag_id], env=child_env(project["env"]),

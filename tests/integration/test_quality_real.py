@@ -11,7 +11,7 @@ import time
 import pandas as pd
 import pytest
 
-from coldrec.config import load_params
+from coldrec.core.config import load_params
 from coldrec.quality import validate, validate_files
 from tests.conftest import SHARED
 
@@ -20,7 +20,7 @@ from tests.conftest import SHARED
 def online_retail():
     if not SHARED.exists():
         pytest.skip(f"real datasets not found at {SHARED}")
-    from coldrec.datasets import build_named
+    from coldrec.data.datasets import build_named
 
     return build_named("online-retail", data_dir=SHARED, params=load_params())
 
@@ -79,7 +79,7 @@ def test_movielens_passes_through_the_cli(cli, shared_datasets, tmp_path):
 
 
 def test_movielens_ratings_out_of_range(shared_datasets, tmp_path):
-    from coldrec.datasets import build_named
+    from coldrec.data.datasets import build_named
 
     ds = build_named("movielens-small", data_dir=shared_datasets)
     ev = ds.events.head(5000).copy()

@@ -15,8 +15,8 @@ def real(tmp_path_factory):
         pytest.skip(f"real datasets not found at {SHARED}")
     from sentence_transformers import SentenceTransformer
 
-    from coldrec.config import load_params
-    from coldrec.prepare import build
+    from coldrec.core.config import load_params
+    from coldrec.data.prepare import build
     from coldrec.runtime.text import item_texts
     from training.encoder import resolve_model_path
     from training.quantize.int8 import quantize_encoder, quantize_settings

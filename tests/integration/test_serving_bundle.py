@@ -17,7 +17,7 @@ def test_bento_builds_and_serves_its_version(server, tmp_path):
     version = server["base"] / "models" / "shop" / "v1"
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml")}
     env.pop("COLDREC_MODEL", None)
-    code = ("import json, sys; from pathlib import Path; from serving.bundle import build_bento; "
+    code = ("import json, sys; from pathlib import Path; from coldrec.release.bundle import build_bento; "
             "print(json.dumps(build_bento(Path(sys.argv[1]), 'shop', Path(sys.argv[2]))))")
     out = subprocess.run([sys.executable, "-c", code, str(version), str(ROOT)], env=env, capture_output=True, text=True,
                          timeout=300)

@@ -122,7 +122,7 @@ def test_malformed_and_oversized_bodies(server):
 
 
 def test_a_broken_version_is_not_promoted_and_serving_goes_on(server):
-    from coldrec.paths import set_current
+    from coldrec.core.paths import set_current
 
     models = server["base"] / "models" / "shop"
     broken = models / "v-broken"
@@ -137,7 +137,7 @@ def test_a_broken_version_is_not_promoted_and_serving_goes_on(server):
 
 
 def test_promotion_switches_versions_without_mixing(server):
-    from coldrec.paths import set_current
+    from coldrec.core.paths import set_current
 
     models = server["base"] / "models" / "shop"
     assert call(server["url"], "/version", {})[1]["model_version"] == "v1"

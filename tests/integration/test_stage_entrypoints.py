@@ -25,7 +25,7 @@ def _same(a: dict, b: dict) -> None:
 
 
 def test_prepare_is_the_same_from_the_stage_api_the_cli_and_dvc(small_files, cli, tmp_path):
-    from coldrec import stages
+    from coldrec.orchestration import stages
 
     api = stages.prepare(stages.Source(events=small_files["events"], items=small_files["items"],
                                        users=small_files["users"]), out=tmp_path / "api")

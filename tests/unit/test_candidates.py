@@ -6,20 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coldrec.recommender import Profile, TrainData
 from coldrec.runtime.blend import COMPONENTS
 from coldrec.runtime.candidates import CandidateRanker, CandidateSizes, NumpyIndex
+from coldrec.runtime.recommender import Signals, TrainData
 from tests.conftest import make_items, params_with
 from tests.unit.test_model import TINY_OVERRIDES, ZERO_SHOT, _shop_events, _shop_users
 
 PROFILES = [
-    Profile(),
-    Profile(items=["i0"], event_types=["purchase"]),
-    Profile(items=["i0", "i2", "i9-unknown"], event_types=["view", "purchase", "view"]),
-    Profile(query="item 3 toy"),
-    Profile(items=["i1"], query="item 5", attributes={"country": "France"}),
-    Profile(attributes={"country": "United Kingdom"}),
-    Profile(items=["i4"], at="2024-01-20"),
+    Signals(),
+    Signals(items=["i0"], event_types=["purchase"]),
+    Signals(items=["i0", "i2", "i9-unknown"], event_types=["view", "purchase", "view"]),
+    Signals(query="item 3 toy"),
+    Signals(items=["i1"], query="item 5", attributes={"country": "France"}),
+    Signals(attributes={"country": "United Kingdom"}),
+    Signals(items=["i4"], at="2024-01-20"),
 ]
 
 

@@ -254,7 +254,7 @@ def test_sigterm_mid_write_leaves_no_temporary_folder(tmp_path):
     child = (
         "import signal, sys, time\n"
         "from coldrec.cli import _terminate\n"
-        "from coldrec.outputs import owned_dir\n"
+        "from coldrec.core.outputs import owned_dir\n"
         "signal.signal(signal.SIGTERM, _terminate)\n"
         "with owned_dir(sys.argv[1], stage='test') as tmp:\n"
         "    (tmp / 'part.parquet').write_text('half')\n"

@@ -1,4 +1,4 @@
-"""One coercion, two readers: the same inputs through the strict contract (coldrec.schema) and the
+"""One coercion, two readers: the same inputs through the strict contract (coldrec.data.contract) and the
 gate's lenient reader (coldrec.quality.lenient) give the same values, and the strict reader
 raises exactly where the lenient one turns a *present* value into a missing one."""
 from __future__ import annotations
@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldrec import coercion
-from coldrec.errors import DataError
+from coldrec.core.errors import DataError
+from coldrec.data import coercion
+from coldrec.data.contract import canonical_events
 from coldrec.quality.lenient import RawTable, typed
 from coldrec.quality.suites import suites_dir
-from coldrec.schema import canonical_events
 
 BAD = "<bad>"  # present but cannot be coerced: strict raises, lenient gives missing
 MISSING = "<missing>"  # not given: lenient gives missing; strict raises only where a value is required

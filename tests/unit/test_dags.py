@@ -24,7 +24,7 @@ def test_dagbag_imports_every_dag_without_errors(bag):
 
 
 def test_retrain_runs_the_steps_in_order(bag):
-    from coldrec.pipeline import STEPS
+    from coldrec.orchestration.retrain import STEPS
 
     dag = bag.dags["coldrec_retrain"]
     assert {t.task_id for t in dag.tasks} == {*STEPS, "report"}
@@ -45,8 +45,8 @@ def test_retrain_runs_the_steps_in_order(bag):
 
 
 def test_retrain_schedule_retries_and_timeouts_come_from_params(bag):
-    from coldrec.config import load_params
-    from coldrec.params import typed
+    from coldrec.core.config import load_params
+    from coldrec.core.params import typed
 
     p = typed(load_params()).pipeline
     dag = bag.dags["coldrec_retrain"]
@@ -83,7 +83,7 @@ def test_run_parameters_are_validated(bag, dag_id, conf, ok):
 
 
 def test_run_report_says_what_happened(tmp_path, monkeypatch):
-    from coldrec import pipeline
+    from coldrec.orchestration import retrain as pipeline
 
     monkeypatch.setenv("COLDREC_HOME", str(tmp_path))
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())

@@ -12,7 +12,7 @@ import yaml
 from tests.conftest import ROOT
 
 PACKAGES = ("coldrec", "training", "serving")
-# DVC stage -> (stage functions in coldrec/stages.py, CLI command functions in coldrec/cli.py, CLI words in cmd)
+# DVC stage -> (stage functions in coldrec/orchestration/stages.py, CLI command functions in coldrec/cli.py, CLI words in cmd)
 STAGES = {
     "prepare": (["prepare"], ["data_prepare"], ["coldrec data prepare"]),
     "validate": (["validate"], ["validate_cmd"], ["coldrec validate"]),
@@ -48,7 +48,7 @@ def _tree(name: str) -> ast.Module:
     return ast.parse(module_file(name).read_text(encoding="utf-8"))
 
 
-ENTRY_POINTS = ("coldrec.cli", "coldrec.stages")  # one function per stage: only the stage's own imports count
+ENTRY_POINTS = ("coldrec.cli", "coldrec.orchestration.stages")  # one function per stage: only the stage's own imports count
 
 
 def closure(roots: list[str]) -> set[Path]:
@@ -82,8 +82,8 @@ def _function_imports(module: str, functions: list[str]) -> list[str]:
 
 def stage_files(stage: str) -> set[Path]:
     functions, commands, _ = STAGES[stage]
-    roots = ["coldrec.stages", "coldrec.cli"]
-    roots += _function_imports("coldrec.stages", functions) + _function_imports("coldrec.cli", commands)
+    roots = ["coldrec.orchestration.stages", "coldrec.cli"]
+    roots += _function_imports("coldrec.orchestration.stages", functions) + _function_imports("coldrec.cli", commands)
     return closure(roots)
 
 
@@ -114,7 +114,7 @@ def test_stage_deps_cover_every_module_it_imports(stage):
 
 def test_the_closure_follows_function_level_imports():
     """The check above would pass vacuously if lazy imports were missed: train reaches the fine-tuning
-    code only through a function-level import in coldrec/stages.py."""
+    code only through a function-level import in coldrec/orchestration/stages.py."""
     files = {str(f.relative_to(ROOT)) for f in stage_files("train")}
     assert {"training/model/finetune.py", "training/quantize/export.py", "coldrec/runtime/scorer.py"} <= files
     assert "coldrec/quality/__init__.py" not in files

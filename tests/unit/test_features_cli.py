@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import yaml
 
-from coldrec.features.repo import project_name, redis_connection, render_repo, store_config
+from coldrec.feature_store.repo import project_name, redis_connection, render_repo, store_config
 
 
 def test_apply_before_build_is_a_one_line_error(cli):

@@ -1,4 +1,4 @@
-"""Feature computation (coldrec.features.compute, coldrec.features.profile): plain pandas, no Feast."""
+"""Feature computation (coldrec.feature_store.compute, coldrec.feature_store.user_state): plain pandas, no Feast."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldrec.dataset import Dataset, from_files
-from coldrec.errors import ConfigError
-from coldrec.features.compute import (
+from coldrec.core.errors import ConfigError
+from coldrec.data.dataset import Dataset, from_files
+from coldrec.feature_store.compute import (
     BEGIN,
     build_feature_tables,
     compute_tables,
@@ -19,7 +19,7 @@ from coldrec.features.compute import (
     price_band,
     price_band_edges,
 )
-from coldrec.features.profile import apply_event, decode_profile_table, empty_profile, split_categories
+from coldrec.feature_store.user_state import apply_event, decode_profile_table, empty_profile, split_categories
 from tests.conftest import params_with
 
 T0 = pd.Timestamp("2024-03-01T10:00:00Z")

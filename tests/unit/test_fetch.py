@@ -10,10 +10,10 @@ from functools import partial
 
 import pytest
 
-from coldrec.config import Settings
-from coldrec.datasets.fetch import locate
-from coldrec.datasets.registry import RawDatasetSpec
-from coldrec.errors import DataError, DatasetNotFound
+from coldrec.core.config import Settings
+from coldrec.core.errors import DataError, DatasetNotFound
+from coldrec.data.datasets.fetch import locate
+from coldrec.data.datasets.shipped import RawDatasetSpec
 
 CONTENT = b"movieId,title,genres\n1,Toy Story (1995),Animation\n"
 SHA = hashlib.sha256(CONTENT).hexdigest()

@@ -15,12 +15,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("coldrec", "training", "serving")
 
-# Cycles that other work is removing right now (issue 14). Each entry is the exact set of modules
-# of one strongly connected component: a cycle that grows, or any new cycle, still fails.
-KNOWN_CYCLES_BEING_REMOVED: list[frozenset[str]] = [
-]
-
-
 def _modules() -> dict[str, Path]:
     out: dict[str, Path] = {}
     for pkg in PACKAGES:
@@ -139,9 +133,9 @@ def _path_through(graph: dict[str, set[str]], component: frozenset[str]) -> str:
 
 def test_the_graph_sees_module_and_function_level_imports():
     graph = import_graph()
-    assert "coldrec.quality.gate" in graph and "coldrec.schema" in graph
-    assert "coldrec.coercion" in graph["coldrec.schema"]  # from coldrec import coercion -> the module
-    assert "coldrec.prepare" in graph["coldrec.quality.gate"]  # imported inside validate_source
+    assert "coldrec.quality.validation" in graph and "coldrec.data.contract" in graph
+    assert "coldrec.data.coercion" in graph["coldrec.data.contract"]  # from coldrec import coercion -> the module
+    assert "coldrec.data.prepare" in graph["coldrec.quality.validation"]  # imported inside validate_source
     assert "coldrec.quality.results" in graph["coldrec.quality.report"]
 
 
@@ -153,12 +147,65 @@ def test_the_cycle_finder_finds_cycles():
 
 def test_no_import_cycles():
     graph = import_graph()
-    new = [c for c in cycles(graph) if c not in KNOWN_CYCLES_BEING_REMOVED]
+    new = cycles(graph)
     assert not new, "import cycle(s): " + "; ".join(_path_through(graph, c) for c in new)
 
 
-def test_the_quality_package_has_no_cycle_even_with_known_ones_allowed():
+def test_the_quality_package_has_no_cycle():
     graph = import_graph()
     quality = {m: {t for t in ts if t.startswith("coldrec.quality")} for m, ts in graph.items()
                if m.startswith("coldrec.quality")}
     assert cycles(quality) == []
+
+
+# The layers, lowest first (docs/architecture.md): a module may import its own layer and those below,
+# never one above. Within a layer, packages side by side (quality and feature_store; orchestration and
+# serving) do not import each other.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("coldrec.core",),
+    ("coldrec.data",),
+    ("coldrec.quality", "coldrec.feature_store"),
+    ("coldrec.runtime",),
+    ("training",),
+    ("coldrec.release",),
+    ("coldrec.orchestration", "serving"),
+    ("coldrec.cli",),
+)
+
+
+def layer_of(module: str) -> tuple[int, str] | None:
+    """(layer index, package) of a module; None for the bare ``coldrec`` package."""
+    for i, packages in enumerate(LAYERS):
+        for p in packages:
+            if module == p or module.startswith(p + "."):
+                return i, p
+    return None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for module, targets in sorted(graph.items()):
+        here = layer_of(module)
+        for t in sorted(targets):
+            there = layer_of(t)
+            if here is None or there is None:
+                continue
+            if there[0] > here[0] or (there[0] == here[0] and there[1] != here[1]):
+                bad.append(f"{module} ({here[1]}) imports {t} ({there[1]})")
+    return bad
+
+
+def test_every_module_has_a_layer():
+    assert [m for m in import_graph() if layer_of(m) is None] == ["coldrec"]
+
+
+def test_no_module_imports_from_a_higher_layer_or_a_sibling():
+    assert upward_imports(import_graph()) == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    graph = {"coldrec.core.paths": {"coldrec.runtime.version"}, "coldrec.quality.validation": {"coldrec.feature_store.store"},
+             "serving.engine": {"coldrec.runtime.version"}}
+    assert upward_imports(graph) == [
+        "coldrec.core.paths (coldrec.core) imports coldrec.runtime.version (coldrec.runtime)",
+        "coldrec.quality.validation (coldrec.quality) imports coldrec.feature_store.store (coldrec.feature_store)"]

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldrec.recommender import Profile, TrainData
+from coldrec.runtime.recommender import Signals, TrainData
 from tests.conftest import make_items, params_with
 from training import methods
 
@@ -27,12 +27,12 @@ def train():
 @pytest.mark.parametrize("name", ALL)
 def test_scores_whole_catalogue_and_recommends_unseen_items(train, name):
     m = methods.make(name, PARAMS).fit(train)
-    profiles = [Profile(items=["i0", "i2"]), Profile(), Profile(items=["no-such-item"])]
+    profiles = [Signals(items=["i0", "i2"]), Signals(), Signals(items=["no-such-item"])]
     s = m.score(profiles)
     assert s.shape == (3, train.n_items) and np.isfinite(s).all()
     np.testing.assert_allclose(s[1], train.popularity())  # no signal: popularity fallback
     np.testing.assert_allclose(s[2], train.popularity())  # unknown ids are ignored, not a crash
-    recs = m.recommend(Profile(items=["i0", "i2"]), n=4)
+    recs = m.recommend(Signals(items=["i0", "i2"]), n=4)
     ids = [r.item_id for r in recs]
     assert len(ids) == 4 and not {"i0", "i2"} & set(ids)
     assert all(r.reason for r in recs)
@@ -40,14 +40,14 @@ def test_scores_whole_catalogue_and_recommends_unseen_items(train, name):
 
 @pytest.mark.parametrize("name", ["implicit_als", "implicit_bpr", "lightfm"])
 def test_seeded_fit_is_reproducible(train, name):
-    a = methods.make(name, PARAMS).fit(train).score([Profile(items=["i1"])])
-    b = methods.make(name, PARAMS).fit(train).score([Profile(items=["i1"])])
+    a = methods.make(name, PARAMS).fit(train).score([Signals(items=["i1"])])
+    b = methods.make(name, PARAMS).fit(train).score([Signals(items=["i1"])])
     np.testing.assert_allclose(a, b, rtol=1e-5)
 
 
 def test_item_knn_follows_co_occurrence(train):
     m = methods.make("item_knn", PARAMS).fit(train)
-    s = m.score([Profile(items=["i0"])])[0]
+    s = m.score([Signals(items=["i0"])])[0]
     even = [train.item_index[f"i{i}"] for i in (2, 4, 6)]
     odd = [train.item_index[f"i{i}"] for i in (1, 3, 5, 7)]
     assert s[even].min() > s[odd].max()  # even-item buyers never buy odd items
@@ -55,13 +55,13 @@ def test_item_knn_follows_co_occurrence(train):
 
 def test_zero_shot_reads_a_query_without_items(train):
     m = methods.make("zero_shot", PARAMS).fit(train)
-    s = m.score([Profile(query="a fine garden thing")])[0]
+    s = m.score([Signals(query="a fine garden thing")])[0]
     best = train.item_ids[int(np.argmax(s))]
     assert train.items.set_index("item_id").loc[best, "category"] == "garden"
 
 
 def test_unknown_method_is_a_clear_error():
-    from coldrec.errors import ConfigError
+    from coldrec.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown method 'magic'"):
         methods.make("magic", PARAMS)
@@ -109,11 +109,11 @@ def test_segment_popularity_ranks_what_the_shoppers_segment_bought(train):
     users = pd.DataFrame({"user_id": train.user_ids, "country": ["fr" if int(u[1:]) % 2 else "uk" for u in train.user_ids]})
     data = TrainData.build(train.events, train.items, users=users)
     m = methods.make("segment_popularity", PARAMS).fit(data)
-    s = m.score([Profile(attributes={"country": "fr"}), Profile(attributes={"country": "mars"})])
+    s = m.score([Signals(attributes={"country": "fr"}), Signals(attributes={"country": "mars"})])
     odd, even = [data.item_index[f"i{i}"] for i in (1, 3, 5, 7)], [data.item_index[f"i{i}"] for i in (0, 2, 4, 6)]
     assert s[0, odd].min() > s[0, even].max()  # odd users (fr) buy odd items only
     np.testing.assert_allclose(s[1], data.popularity())  # an unknown segment: overall popularity
-    assert m.recommend(Profile(attributes={"country": "fr"}), n=1)[0].reason == "popular with shoppers like you (country: fr)"
+    assert m.recommend(Signals(attributes={"country": "fr"}), n=1)[0].reason == "popular with shoppers like you (country: fr)"
 
 
 def test_listed_names_are_the_factories():

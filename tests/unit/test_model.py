@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldrec.errors import ColdrecError
-from coldrec.recommender import Profile, TrainData
+from coldrec.core.errors import ColdrecError
+from coldrec.runtime.recommender import Signals, TrainData
 from tests.conftest import make_items, params_with
 
 TINY_OVERRIDES = {"seed": 3, "model": {"validation_fraction": 0.3, "min_bucket_users": 2, "grid": [0.0, 1.0],
@@ -61,7 +61,7 @@ def test_fit_reports_finetune_and_blend(fitted):
     ft = fitted.report["finetune"]
     assert ft["steps"] >= 1 and ft["history"][0]["step"] == 0
     assert set(fitted.weights) >= {"0", "1", "5", "query"}
-    s = fitted.score([Profile(items=["i0"]), Profile(), Profile(query="garden")])
+    s = fitted.score([Signals(items=["i0"]), Signals(), Signals(query="garden")])
     assert s.shape == (3, 8) and np.isfinite(s).all()
 
 
@@ -77,7 +77,7 @@ def test_profile_from_each_source_and_mixed(fitted, kwargs, expect):
     built = build_profile(fitted, **kwargs)
     assert expect in built.readable["based_on"]
     assert built.vector.shape == (fitted.item_vecs.shape[1],) and np.isclose(np.linalg.norm(built.vector), 1.0)
-    recs = fitted.recommend(built.profile, n=3)
+    recs = fitted.recommend(built.signals, n=3)
     assert len(recs) == 3 and all(r.reason for r in recs)
     assert not set(kwargs.get("items", [])) & {r.item_id for r in recs}
 
@@ -88,7 +88,7 @@ def test_no_signal_falls_back_to_popular_and_diverse(fitted):
     built = build_profile(fitted)
     assert built.readable["based_on"] == ["nothing yet: popular and diverse picks"]
     assert not built.vector.any()
-    recs = fitted.recommend(built.profile, n=4)
+    recs = fitted.recommend(built.signals, n=4)
     assert len({r.item_id for r in recs}) == 4
     assert recs[0].item_id != "i7"  # never bought: not the first "popular" pick
 
@@ -99,8 +99,8 @@ def test_unknown_item_ids_are_ignored_with_a_warning(fitted, caplog):
     with caplog.at_level(logging.WARNING):
         built = build_profile(fitted, items=["nope-1", "i2", "nope-2"], event_types=["view"] * 3)
     assert "ignoring 2 unknown item id(s): nope-1, nope-2" in caplog.text
-    assert built.profile.items == ["i2"] and built.readable["ignored_items"] == ["nope-1", "nope-2"]
-    assert fitted.recommend(built.profile, n=2)
+    assert built.signals.items == ["i2"] and built.readable["ignored_items"] == ["nope-1", "nope-2"]
+    assert fitted.recommend(built.signals, n=2)
     with caplog.at_level(logging.WARNING):  # a model fit without a users table segments by nothing
         built = build_profile(fitted, items=["i2"], attributes={"country": "UK"})
     assert "ignoring 1 attribute(s) no training shopper had: country=UK" in caplog.text
@@ -114,10 +114,10 @@ def test_query_reaches_an_item_nobody_bought(fitted):
 
     model = copy.copy(fitted)
     model.weights = {**fitted.weights, "query": {"enc": 1.0}}
-    recs = model.recommend(Profile(query="item number 7 lighting"), n=2)
+    recs = model.recommend(Signals(query="item number 7 lighting"), n=2)
     assert recs[0].item_id == "i7" and recs[0].reason == "matches your search 'item number 7 lighting'"
     # whatever the tuned blend, a never-bought item is never explained by co-buys or popularity
-    reasons = {r.item_id: r.reason for r in fitted.recommend(Profile(query="item number 7 lighting"), n=8)}
+    reasons = {r.item_id: r.reason for r in fitted.recommend(Signals(query="item number 7 lighting"), n=8)}
     assert reasons["i7"] in ("matches your search 'item number 7 lighting'", "new arrival")
 
 
@@ -126,7 +126,7 @@ def test_saved_version_loads_back_identical(fitted, tmp_path):
 
     path = save_model(fitted, tmp_path / "v1", "fp-test", TINY)
     loaded = load_model(path)
-    p = Profile(items=["i0", "i4"], event_types=["purchase", "view"])
+    p = Signals(items=["i0", "i4"], event_types=["purchase", "view"])
     np.testing.assert_allclose(loaded.score([p]), fitted.score([p]), atol=1e-4)
     assert [r.item_id for r in loaded.recommend(p, 3)] == [r.item_id for r in fitted.recommend(p, 3)]
     assert loaded.metadata["data_fingerprint"] == "fp-test" and loaded.metadata["version"].startswith("v-")
@@ -164,7 +164,8 @@ def test_train_without_out_writes_a_new_version_and_points_latest_at_it(tmp_path
     """The default layout every entry point shares: artifacts/models/<dataset>/<version>/ + current."""
     import yaml
 
-    from coldrec import paths, stages
+    from coldrec.core import paths
+    from coldrec.orchestration import stages
     from coldrec.runtime.version import read_metadata
 
     home = tmp_path / "home"
@@ -278,7 +279,7 @@ def test_query_reaches_what_buyers_of_the_matching_item_also_bought(fitted):
     assert s[0, even].min() > s[0, odd].max() and s[1, odd].min() > s[1, even].max()
     assert not s[2].any()  # no text, no expansion
     model.weights = {**fitted.weights, "query": {"qknn": 1.0}}
-    recs = model.recommend(Profile(query="item number 2"), n=2)
+    recs = model.recommend(Signals(query="item number 2"), n=2)
     assert {r.item_id for r in recs} <= {"i0", "i2", "i4", "i6"}
     assert all(r.reason.startswith("often bought with 'item number ") and "a match for your search 'item number 2'" in r.reason
                for r in recs)
@@ -326,7 +327,7 @@ def test_fit_picks_the_arrival_window_on_validation_and_saves_it(fitted, tmp_pat
     label = "all" if picked["days"] is None else f"{picked['days']:g}"
     assert picked["val_ndcg@10"][label] == max(picked["val_ndcg@10"].values())
     loaded = load_model(save_model(fitted, tmp_path / "v", "fp", TINY), quantized=False)
-    early = Profile(items=["i0"], at="2024-01-10")  # arrived while the shop was young
+    early = Signals(items=["i0"], at="2024-01-10")  # arrived while the shop was young
     np.testing.assert_allclose(loaded.score([early]), fitted.score([early]), atol=1e-4)
     assert loaded.parts.history.days == fitted.parts.history.days
     assert (loaded.parts.history.scores([early.at]) == fitted.parts.history.scores([early.at])).all()
@@ -340,10 +341,10 @@ def test_arrival_reason_says_which_window(fitted):
     parts = copy.copy(fitted.parts)
     parts.history = copy.copy(fitted.parts.history)
     parts.history.days = 30
-    assert arrival_reason(parts, Profile(at="2024-01-10")) == "popular with shoppers in the 30 days before you arrived"
-    assert arrival_reason(parts, Profile()) == "popular with shoppers over the last 30 days"
+    assert arrival_reason(parts, Signals(at="2024-01-10")) == "popular with shoppers in the 30 days before you arrived"
+    assert arrival_reason(parts, Signals()) == "popular with shoppers over the last 30 days"
     parts.history.days = 365
-    assert arrival_reason(parts, Profile(at="2030-01-01")) == "popular with shoppers over the last year"
+    assert arrival_reason(parts, Signals(at="2030-01-01")) == "popular with shoppers over the last year"
 
 
 def test_reason_names_the_shoppers_own_signal_before_popularity(fitted):
@@ -352,7 +353,7 @@ def test_reason_names_the_shoppers_own_signal_before_popularity(fitted):
 
     model = copy.copy(fitted)
     model.weights = {**fitted.weights, "1": {"knn": 1.0, "pop": 8.0}}
-    reasons = {r.item_id: r.reason for r in model.recommend(Profile(items=["i0"]), n=6)}
+    reasons = {r.item_id: r.reason for r in model.recommend(Signals(items=["i0"]), n=6)}
     assert reasons["i2"] == reasons["i4"] == "often bought with 'item number 0'"  # even items go with i0
     assert reasons["i1"] == "popular with shoppers"  # never bought with i0: popularity is all there is
 
@@ -372,9 +373,9 @@ def test_attribute_popularity_ranks_what_shoppers_sharing_the_attribute_bought()
     attrs = AttributePopularity.fit(train, prior_users=10.0, max_values=30)
     assert sorted(set(attrs.names)) == ["country"]  # numeric age and id-like email are no segments
     even, odd = [train.item_index[f"i{i}"] for i in (0, 2, 4)], [train.item_index[f"i{i}"] for i in (1, 3, 5)]
-    fr, uk, unknown, none = attrs.profile_scores([Profile(attributes={"country": "France"}),
-                                                   Profile(attributes={"country": "United Kingdom"}),
-                                                   Profile(attributes={"country": "Peru"}), Profile()])
+    fr, uk, unknown, none = attrs.profile_scores([Signals(attributes={"country": "France"}),
+                                                   Signals(attributes={"country": "United Kingdom"}),
+                                                   Signals(attributes={"country": "Peru"}), Signals()])
     assert fr[even].min() > fr[odd].max() and uk[odd].min() > uk[even].max()
     assert not unknown.any() and not none.any()  # nothing known: no contribution, not a crash
     # an item nobody bought scores 0 as in `pop`, not log(0): a cold item stays within the new-arrival prior's reach
@@ -382,7 +383,7 @@ def test_attribute_popularity_ranks_what_shoppers_sharing_the_attribute_bought()
     assert fr[never] == uk[never] == 0.0 and fr.min() == 0.0
     # the prior pulls a value seen on few users towards the overall shares
     strong = AttributePopularity.fit(train, prior_users=1000.0, max_values=30).profile_scores(
-        [Profile(attributes={"country": "France"})])[0]
+        [Signals(attributes={"country": "France"})])[0]
     assert np.ptp(strong[even + odd]) < np.ptp(fr[even + odd])
 
 
@@ -394,7 +395,7 @@ def test_attributes_steer_a_shopper_with_nothing_else_and_survive_saving(tmp_pat
     model = ColdrecModel(params_with(TINY_OVERRIDES, ZERO_SHOT))
     model.fit(TrainData.build(_shop_events(), make_items(8), seed=3, users=_shop_users()))
     model.weights["0"] = {"attr": 1.0}
-    uk = Profile(attributes={"country": "United Kingdom"})
+    uk = Signals(attributes={"country": "United Kingdom"})
     s = model.score([uk])[0]
     idx = model.train.item_index
     assert min(s[idx[i]] for i in ("i1", "i3", "i5")) > max(s[idx[i]] for i in ("i0", "i2", "i4"))
@@ -404,7 +405,7 @@ def test_attributes_steer_a_shopper_with_nothing_else_and_survive_saving(tmp_pat
     assert "attributes: country=United Kingdom" in built.readable["based_on"]
     assert built.readable["ignored_attributes"] == ["planet=Mars"]  # no training shopper had it: said, not used
     loaded = load_model(save_model(model, tmp_path / "v", "fp", TINY), quantized=False)
-    fr = Profile(attributes={"country": "France"})
+    fr = Signals(attributes={"country": "France"})
     np.testing.assert_allclose(loaded.score([fr, uk]), model.score([fr, uk]), atol=1e-5)
     assert loaded.recommend(fr, n=1)[0].item_id in ("i0", "i2", "i4")
 

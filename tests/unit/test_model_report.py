@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from coldrec.model_report import evaluation, versions_view
-from coldrec.registry import Registry
+from coldrec.release.model_registry import Registry
+from coldrec.release.model_report import evaluation, versions_view
 
 
 def _home(tmp_path, monkeypatch):

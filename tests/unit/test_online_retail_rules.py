@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import lzma
 
-from coldrec.datasets import online_retail
+from coldrec.data.datasets import online_retail
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
 ROWS = [

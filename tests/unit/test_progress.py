@@ -1,4 +1,4 @@
-"""coldrec.progress: live bars on a terminal, a few whole lines in a log (issue 15)."""
+"""coldrec.core.progress: live bars on a terminal, a few whole lines in a log (issue 15)."""
 from __future__ import annotations
 
 import io
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tqdm import tqdm
 
-from coldrec import progress
+from coldrec.core import progress
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,7 +135,7 @@ def test_end_to_end_log_file(tmp_path):
     """A real process with stdout and stderr sent to a file, as in `make run > log 2>&1`."""
     script = textwrap.dedent("""
         import time
-        from coldrec.progress import bar
+        from coldrec.core.progress import bar
         print("start", flush=True)
         b = bar(total=200, desc="steps")
         for i in range(200):

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from coldrec.errors import ColdrecError, ConfigError, DataError
+from coldrec.core.errors import ColdrecError, ConfigError, DataError
+from coldrec.data.contract import EVENT_TYPES
 from coldrec.quality import validate, validate_files, validate_source
 from coldrec.quality.suites import TABLES, Skip, load_specs, parameters, quality_params, resolve_run_date, suites_dir
-from coldrec.schema import EVENT_TYPES
 from tests.conftest import make_events, make_items, params_with
 
 RUN = "2024-02-11"  # make_events() spans 2024-01-01 .. 2024-02-10
@@ -74,7 +74,7 @@ def test_suites_are_gx_1x_suites_with_names_and_severities():
 
 
 def test_params_yaml_quality_section_loads_and_typos_are_errors():
-    from coldrec.config import load_params
+    from coldrec.core.config import load_params
 
     q = quality_params(load_params())
     assert q["events"]["max_missing_item_share"] == 0.05 and q["severity"] == {}
@@ -126,7 +126,7 @@ def test_clean_files_pass_and_outputs_are_written(tmp_path):
 
 
 def test_in_memory_canonical_dataset(tmp_path):
-    from coldrec.dataset import from_files
+    from coldrec.data.dataset import from_files
 
     f = _files(tmp_path)
     r = validate(from_files(f["events"], f["items"], name="mem"), out_dir=tmp_path / "out", params=P, run_date=RUN)
@@ -267,12 +267,12 @@ def test_freshness_is_relative_to_the_run_date_and_severity_can_be_raised(tmp_pa
 # -- stage entry point and CLI -------------------------------------------------------------------
 
 def test_shipped_dataset_contract_error_becomes_a_critical_failure(tmp_path, monkeypatch, cli):
-    import coldrec.prepare
+    import coldrec.data.prepare
 
     def broken(**kwargs):
         raise DataError("online_retail.csv.xz: column 'InvoiceDate', row 7 (line 8): cannot parse 'soon' as a timestamp")
 
-    monkeypatch.setattr(coldrec.prepare, "load_source", broken)
+    monkeypatch.setattr(coldrec.data.prepare, "load_source", broken)
     r = validate_source(dataset="online-retail", out_dir=tmp_path / "out", params=P)
     o = r.outcome("source.contract")
     assert r.status == "failed" and o.severity == "critical" and "cannot parse 'soon'" in o.details

@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from coldrec.errors import ColdrecError
-from coldrec.recommender import Profile, TrainData
+from coldrec.core.errors import ColdrecError
+from coldrec.runtime.recommender import Signals, TrainData
 from tests.conftest import make_items, params_with
 from tests.unit.test_model import TINY, _shop_events
 
@@ -123,7 +123,7 @@ def test_missing_or_corrupt_model_files_are_clear_errors(pretrained, tmp_path):
 
 
 def test_settings_come_from_params_and_are_validated():
-    from coldrec.errors import ConfigError
+    from coldrec.core.errors import ConfigError
     from training.quantize.int8 import quantize_settings
 
     assert quantize_settings(params_with({"quantize": {"mode": "static"}}))["mode"] == "static"
@@ -169,11 +169,11 @@ def test_evaluation_gets_the_served_int8_model_and_its_fp32_twin_from_one_fit(se
     cos = (int8.item_vecs * fp32.item_vecs).sum(1)
     assert cos.min() >= 0.97 and int8.report["quantize"]["mean_cosine"] >= 0.98
     assert "quantize" not in fp32.report and fp32.weights is int8.weights
-    profiles = [Profile(items=["i0", "i2"]), Profile(query="garden thing"), Profile()]
+    profiles = [Signals(items=["i0", "i2"]), Signals(query="garden thing"), Signals()]
     a, b = int8.score(profiles), fp32.score(profiles)
     assert a.shape == b.shape == (3, 8) and np.isfinite(a).all()
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.98
-    assert int8.recommend(Profile(query="item number 7 lighting"), n=3)
+    assert int8.recommend(Signals(query="item number 7 lighting"), n=3)
 
 
 def test_coldrec_served_ranks_like_coldrec_on_its_milvus_candidates(served_pair):
@@ -181,7 +181,7 @@ def test_coldrec_served_ranks_like_coldrec_on_its_milvus_candidates(served_pair)
     its candidates cover, gives the same scores; its scores are the evaluation harness's shape."""
     int8, _, fits, served = served_pair
     assert fits == 1 and served.ranker.model is int8
-    profiles = [Profile(items=["i0", "i2"]), Profile(query="garden thing"), Profile(), Profile(items=["nope"])]
+    profiles = [Signals(items=["i0", "i2"]), Signals(query="garden thing"), Signals(), Signals(items=["nope"])]
     got, want = served.score(profiles), int8.score(profiles)
     assert got.shape == want.shape == (4, 8)
     finite = np.isfinite(got)
@@ -201,7 +201,7 @@ def test_quantized_version_saves_and_loads_int8_by_default_fp32_by_flag(served_p
     np.testing.assert_allclose(np.load(path / "item_vectors.npy"), fp32.item_vecs)
     served = load_model(path)
     assert isinstance(served.st, OnnxEncoder)
-    p = Profile(items=["i0", "i4"], event_types=["purchase", "view"], query="red")
+    p = Signals(items=["i0", "i4"], event_types=["purchase", "view"], query="red")
     np.testing.assert_allclose(served.score([p]), int8.score([p]), atol=1e-4)
     assert isinstance(load_model(path, quantized=False).st, SentenceTransformer)
     (path / "encoder_int8" / "model.onnx").write_bytes(b"garbage")
@@ -274,12 +274,12 @@ def test_quantize_command_writes_int8_encoder_and_fidelity_into_the_version(serv
 SERVE_ONE = """
 import json, sys, time
 t0 = time.perf_counter()
-from coldrec.recommender import Profile
+from coldrec.runtime.recommender import Signals
 from coldrec.runtime.profile import build_profile
 from coldrec.runtime.version import load_version
 model = load_version(sys.argv[1])
 built = build_profile(model, items=["i0"], queries=["garden thing"])
-recs = model.recommend(built.profile, n=3)
+recs = model.recommend(built.signals, n=3)
 heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers", "training") if m in sys.modules)
 print(json.dumps({"items": [r.item_id for r in recs], "reasons": [r.reason for r in recs], "heavy": heavy,
                   "encoder": type(model.st).__name__, "seconds": time.perf_counter() - t0}))
@@ -301,7 +301,7 @@ def test_a_fresh_process_serves_the_int8_version_without_torch(served_pair, tmp_
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["heavy"] == [] and got["encoder"] == "OnnxEncoder"
-    expected = int8.recommend(build_profile(int8, items=["i0"], queries=["garden thing"]).profile, n=3)
+    expected = int8.recommend(build_profile(int8, items=["i0"], queries=["garden thing"]).signals, n=3)
     assert got["items"] == [r.item_id for r in expected] and got["reasons"] == [r.reason for r in expected]
 
 

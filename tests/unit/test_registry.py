@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from coldrec.registry import Busy, Registry, RegistryError, artifact
+from coldrec.release.model_registry import Busy, Registry, RegistryError, artifact
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_a_held_lock_refuses_a_second_writer_at_once(reg):
 
 
 def test_previous_production_is_the_one_before_the_current(reg):
-    from coldrec.promotion import previous_production
+    from coldrec.release.promotion import previous_production
 
     for v in ("v-aaa", "v-bbb", "v-ccc"):
         reg.register("shop", v, {})

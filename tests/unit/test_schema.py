@@ -8,9 +8,9 @@ import lzma
 import pandas as pd
 import pytest
 
-from coldrec.dataset import from_files
-from coldrec.errors import DataError
-from coldrec.schema import EVENT_REQUIRED, EVENT_TYPES, canonical_events, canonical_items, read_table
+from coldrec.core.errors import DataError
+from coldrec.data.contract import EVENT_REQUIRED, EVENT_TYPES, canonical_events, canonical_items, read_table
+from coldrec.data.dataset import from_files
 from tests.conftest import make_events, make_items
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from coldrec.errors import ColdrecError
+from coldrec.core.errors import ColdrecError
 from training.evaluation.splits import make_split
 
 
@@ -33,13 +33,13 @@ def test_time_split_holds_out_only_users_first_seen_after_cutoff():
     assert test_users == {"new", "new2"}
     assert test_users.isdisjoint(s.train_events["user_id"])
     (k1,) = s.cases[1]  # new2 has one item: nothing left to predict at k=1
-    assert (k1.user_id, k1.profile.items, k1.targets) == ("new", ["b"], ["c", "d", "a"])
+    assert (k1.user_id, k1.signals.items, k1.targets) == ("new", ["b"], ["c", "d", "a"])
     (k3,) = s.cases[3]
-    assert (k3.profile.items, k3.targets) == (["b", "c", "d"], ["a"])
+    assert (k3.signals.items, k3.targets) == (["b", "c", "d"], ["a"])
     assert {c.user_id for c in s.cases[0]} == {"new", "new2"}
-    assert all(c.profile.items == [] for c in s.cases[0])
+    assert all(c.signals.items == [] for c in s.cases[0])
     assert s.cold_items == {"c", "d"}  # first sold on/after the cutoff
-    arrived = {c.user_id: c.profile.at for cases in s.cases.values() for c in cases}  # "now", when they came
+    arrived = {c.user_id: c.signals.at for cases in s.cases.values() for c in cases}  # "now", when they came
     assert arrived == {"new": pd.Timestamp("2024-02-02", tz="UTC"), "new2": pd.Timestamp("2024-02-07", tz="UTC")}
 
 def test_user_split_is_seeded_and_disjoint():
@@ -53,7 +53,7 @@ def test_user_split_is_seeded_and_disjoint():
 def test_warm_split_hides_the_last_new_item():
     s = make_split(EVENTS, "warm", [1, 3])
     case = next(c for c in s.cases[3] if c.user_id == "new")
-    assert case.targets == ["a"] and case.profile.items == ["b", "c", "d"] and case.exclude == ["b", "c", "d"]
+    assert case.targets == ["a"] and case.signals.items == ["b", "c", "d"] and case.exclude == ["b", "c", "d"]
     train = s.train_events
     assert train[(train["user_id"] == "new") & (train["item_id"] == "a")].empty
     assert not train[(train["user_id"] == "old") & (train["item_id"] == "a")].empty
@@ -70,8 +70,8 @@ def test_search_query_is_revealed_at_k0():
     ev = pd.concat([EVENTS, _events([("new", None, "search", "2024-02-01 12:00")]).assign(query="blue mug")])
     s = make_split(ev, "time", [0, 1], cutoff="2024-02-01")
     case = next(c for c in s.cases[0] if c.user_id == "new")
-    assert case.profile.query == "blue mug" and case.profile.items == []
-    assert next(c for c in s.cases[1] if c.user_id == "new").profile.query is None
+    assert case.signals.query == "blue mug" and case.signals.items == []
+    assert next(c for c in s.cases[1] if c.user_id == "new").signals.query is None
 
 
 @pytest.mark.parametrize("split", ["time", "users", "warm"])
@@ -85,4 +85,4 @@ def test_profiles_carry_the_test_users_attributes(split):
     assert cases
     for c in cases:
         expected = {} if by_user[c.user_id] is None else {"country": by_user[c.user_id]}
-        assert c.profile.attributes == expected
+        assert c.signals.attributes == expected

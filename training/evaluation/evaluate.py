@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from coldrec import outputs, paths, progress
-from coldrec.dataset import Dataset
-from coldrec.errors import DataError
-from coldrec.params import typed
-from coldrec.recommender import Recommender, TrainData
+from coldrec.core import outputs, paths, progress
+from coldrec.core.errors import DataError
+from coldrec.core.params import typed
+from coldrec.data.dataset import Dataset
+from coldrec.runtime.recommender import Recommender, TrainData
 from training import methods as method_registry
 from training.evaluation.metrics import bootstrap_ci, top_n, user_metrics
 from training.evaluation.splits import QUERY, Split, make_split
@@ -57,19 +57,19 @@ def score_method(model: Recommender, split: Split, train: TrainData, n_boot: int
     cold_idx = np.array(train.known(sorted(split.cold_items)), dtype=np.int64)
     for key, cases in split.cases.items():
         k = 0 if key == QUERY else int(key)
-        signal = "query" if key == QUERY or any(c.profile.query for c in cases) else ("items" if k else "none")
+        signal = "query" if key == QUERY or any(c.signals.query for c in cases) else ("items" if k else "none")
         base = {"method": model.name, "k": k, "signal": signal}
         per_user: dict[str, list[float]] = {f"{m}@{n}": [] for n in CUTOFFS for m in ("ndcg", "recall", "hit", "mrr")}
         shown: dict[int, set[int]] = {n: set() for n in CUTOFFS}
         cold_slots = cold_hits = cold_targets = slots = 0
         for start in range(0, len(cases), BATCH):
             batch = cases[start:start + BATCH]
-            scores = model.score([c.profile for c in batch])
+            scores = model.score([c.signals for c in batch])
             for case, s in zip(batch, scores):
                 targets = np.array(train.known(case.targets), dtype=np.int64)
                 if len(targets) == 0:
                     continue
-                excluded = np.array(train.known(case.profile.items + case.exclude), dtype=np.int64)
+                excluded = np.array(train.known(case.signals.items + case.exclude), dtype=np.int64)
                 ranked = top_n(s, targets, max(CUTOFFS), excluded)
                 for n in CUTOFFS:
                     um = user_metrics(ranked, targets, n)
@@ -131,7 +131,7 @@ def evaluate(ds: Dataset, params: dict[str, Any], out_dir: str | Path | None = N
              inputs: tuple[str | Path | None, ...] = (), force: bool = False) -> dict[str, Any]:
     """Run the protocol; returns the metrics document (also written to ``out_dir``).
 
-    The output location is checked before any fitting (:mod:`coldrec.outputs`), and a split in
+    The output location is checked before any fitting (:mod:`coldrec.core.outputs`), and a split in
     which no test user can be scored is an error before any fitting too: an empty table is no
     result, and it must never replace a previous good ``metrics.json``."""
     p = typed(params)

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coldrec.errors import ColdrecError
-from coldrec.recommender import Profile
+from coldrec.core.errors import ColdrecError
+from coldrec.runtime.recommender import Signals
 
 SPLITS = ("time", "users", "warm")
 QUERY = "query"
@@ -36,7 +36,7 @@ _STOP = {"the", "and", "for", "with", "of", "set", "in", "a", "an", "to", "on", 
 @dataclass
 class Case:
     user_id: str
-    profile: Profile
+    signals: Signals
     targets: list[str]
     exclude: list[str] = field(default_factory=list)  # ranked out besides the profile's items
 
@@ -85,13 +85,13 @@ def _reveal_cases(seqs: dict[str, tuple[list[str], list[str], str | None, pd.Tim
         for k in ks:
             if len(items) <= k:
                 continue
-            profile = Profile(items=items[:k], event_types=types[:k], query=query if k == 0 else None,
+            profile = Signals(items=items[:k], event_types=types[:k], query=query if k == 0 else None,
                               attributes=dict(attrs), at=arrived)
             cases[k].append(Case(uid, profile, items[k:]))
         if titles is not None and len(items) >= 2:
             q = probe_query(titles.get(items[0], ""))
             if q:
-                cases[QUERY].append(Case(uid, Profile(query=q, attributes=dict(attrs), at=arrived), items[1:],
+                cases[QUERY].append(Case(uid, Signals(query=q, attributes=dict(attrs), at=arrived), items[1:],
                                          exclude=[items[0]]))
     return cases
 
@@ -167,7 +167,7 @@ def warm_split(events: pd.DataFrame, ks: list[int], seed: int = 42, max_users: i
         items, types, _, _ = seqs[u]
         history = items[:-1]
         for k in cases:
-            profile = Profile(items=history[-k:], event_types=types[:-1][-k:], attributes=dict(attributes.get(u, {})))
+            profile = Signals(items=history[-k:], event_types=types[:-1][-k:], attributes=dict(attributes.get(u, {})))
             cases[k].append(Case(u, profile, [items[-1]], exclude=history))
     cold = set(events["item_id"].dropna().unique()) - set(train["item_id"].dropna().unique())
     return Split("warm", train, cases, cold, {"train_events": len(train), "test_users": len(test_users)})

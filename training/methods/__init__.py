@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from coldrec.errors import ConfigError
-from coldrec.params import METHOD_NAMES, section_dict
-from coldrec.recommender import Recommender
+from coldrec.core.errors import ConfigError
+from coldrec.core.params import METHOD_NAMES, section_dict
+from coldrec.runtime.recommender import Recommender
 
 NAMES = METHOD_NAMES  # tests/unit/test_methods.py checks they match the factories below
 

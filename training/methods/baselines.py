@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from coldrec.recommender import Profile, Recommender, TrainData
+from coldrec.runtime.recommender import Recommender, Signals, TrainData
 
 
 class Popularity(Recommender):
@@ -12,7 +12,7 @@ class Popularity(Recommender):
 
     name = "popularity"
 
-    def has_signal(self, profile: Profile) -> bool:
+    def has_signal(self, profile: Signals) -> bool:
         return False
 
 
@@ -33,13 +33,13 @@ class SegmentPopularity(Recommender):
         self.attrs = AttributePopularity.fit(train, self.prior_users, self.max_values)
         return self
 
-    def has_signal(self, profile: Profile) -> bool:
+    def has_signal(self, profile: Signals) -> bool:
         return bool(self.attrs.known(profile))
 
-    def _score(self, profiles: list[Profile]) -> np.ndarray:
+    def _score(self, profiles: list[Signals]) -> np.ndarray:
         return self.attrs.profile_scores(profiles)
 
-    def reason(self, profile: Profile, item: int) -> str:
+    def reason(self, profile: Signals, item: int) -> str:
         from coldrec.runtime.attributes import like_you
 
         pairs = self.attrs.known(profile)
@@ -83,7 +83,7 @@ class ItemKNN(Recommender):
             self.sim = self.sim.multiply(shrunk(counts, self.shrink)).tocsr()
         return self
 
-    def _score(self, profiles: list[Profile]) -> np.ndarray:
+    def _score(self, profiles: list[Signals]) -> np.ndarray:
         rows, cols = [], []
         for r, p in enumerate(profiles):
             idx = sorted(set(self.train.known(p.items)))

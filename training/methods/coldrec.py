@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from coldrec import item_index
-from coldrec.params import typed
-from coldrec.recommender import Profile, Recommender, TrainData
+from coldrec.core.params import typed
+from coldrec.runtime import item_index
+from coldrec.runtime.recommender import Recommender, Signals, TrainData
 from training.model.hybrid import ColdrecModel
 from training.quantize.int8 import quantize_model, quantize_settings
 
@@ -74,7 +74,7 @@ class ServedVariant(Recommender):
         self.params = params or {}
 
     def fit(self, train: TrainData) -> Recommender:
-        from coldrec.config import load_params
+        from coldrec.core.config import load_params
 
         params = self.params or load_params()
         model = ColdrecVariant(params, quantized=True).fit(train)
@@ -85,9 +85,9 @@ class ServedVariant(Recommender):
         self.train = model.train
         return self
 
-    def has_signal(self, profile: Profile) -> bool:
+    def has_signal(self, profile: Signals) -> bool:
         return True  # the model's own no-signal blend, as in `coldrec`
 
-    def score(self, profiles: list[Profile]) -> np.ndarray:
+    def score(self, profiles: list[Signals]) -> np.ndarray:
         """The blend on each profile's candidates; every other item -inf (ranked last)."""
         return self.ranker.score(profiles)

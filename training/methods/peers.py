@@ -19,10 +19,10 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from coldrec.recommender import Profile, Recommender, TrainData
+from coldrec.runtime.recommender import Recommender, Signals, TrainData
 
 
-def _profile_matrix(train: TrainData, profiles: list[Profile]) -> sp.csr_matrix:
+def _profile_matrix(train: TrainData, profiles: list[Signals]) -> sp.csr_matrix:
     rows, cols = [], []
     for r, p in enumerate(profiles):
         idx = sorted(set(train.known(p.items)))
@@ -53,7 +53,7 @@ class ImplicitALS(Recommender):
             self.model.fit(train.matrix, show_progress=False)
         return self
 
-    def _score(self, profiles: list[Profile]) -> np.ndarray:
+    def _score(self, profiles: list[Signals]) -> np.ndarray:
         q = _profile_matrix(self.train, profiles)
         users = self.model.recalculate_user(np.arange(len(profiles)), q)
         return np.asarray(users @ self.model.item_factors.T, dtype=np.float32)
@@ -76,7 +76,7 @@ class ImplicitBPR(Recommender):
         self.model.fit(train.matrix, show_progress=False)
         return self
 
-    def _score(self, profiles: list[Profile]) -> np.ndarray:
+    def _score(self, profiles: list[Signals]) -> np.ndarray:
         f = np.asarray(self.model.item_factors)  # last column is the item bias in implicit's BPR
         users = _mean_rows(f, _profile_matrix(self.train, profiles))
         users[:, -1] = 1.0
@@ -135,6 +135,6 @@ class LightFMHybrid(Recommender):
         self.item_bias, self.item_emb = bias.astype(np.float32), emb.astype(np.float32)
         return self
 
-    def _score(self, profiles: list[Profile]) -> np.ndarray:
+    def _score(self, profiles: list[Signals]) -> np.ndarray:
         users = _mean_rows(self.item_emb, _profile_matrix(self.train, profiles))
         return (users @ self.item_emb.T + self.item_bias).astype(np.float32)

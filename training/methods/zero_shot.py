@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from coldrec.params import typed
-from coldrec.recommender import Profile, Recommender, TrainData
+from coldrec.core.params import typed
+from coldrec.runtime.recommender import Recommender, Signals, TrainData
 from coldrec.runtime.text import item_texts
 from training.encoder import encode, resolve_model_path
 
@@ -28,7 +28,7 @@ class ZeroShotEncoder(Recommender):
         self.item_vecs = encode(item_texts(train.items, self.template, self.max_chars), self.model_path, self.batch_size)
         return self
 
-    def _profile_vectors(self, profiles: list[Profile]) -> np.ndarray:
+    def _profile_vectors(self, profiles: list[Signals]) -> np.ndarray:
         texts = [" ".join(filter(None, [p.query, *p.interests])) for p in profiles]
         need = [i for i, t in enumerate(texts) if t.strip()]
         text_vecs = encode([texts[i] for i in need], self.model_path, self.batch_size, cache=False, progress=False) if need else None
@@ -42,5 +42,5 @@ class ZeroShotEncoder(Recommender):
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 
-    def _score(self, profiles: list[Profile]) -> np.ndarray:
+    def _score(self, profiles: list[Signals]) -> np.ndarray:
         return self._profile_vectors(profiles) @ self.item_vecs.T

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from coldrec import paths
-from coldrec.config import settings
-from coldrec.errors import ColdrecError
-from coldrec.outputs import owned_dir
-from coldrec.progress import quiet_library_bars
+from coldrec.core import paths
+from coldrec.core.config import settings
+from coldrec.core.errors import ColdrecError
+from coldrec.core.outputs import owned_dir
+from coldrec.core.progress import quiet_library_bars
 from coldrec.runtime.version import (
     ENCODER_DIR,
     FILES,
@@ -68,7 +68,7 @@ def save_model(model, out_dir: str | Path | None, data_fingerprint: str, params:
                extra_metadata: dict[str, Any] | None = None, models: str | Path | None = None,
                inputs: tuple[str | Path | None, ...] = (), force: bool = False) -> Path:
     """Write the version to ``out_dir``, else to ``models/<version>`` (default ``artifacts/models``),
-    under the output rule of :mod:`coldrec.outputs`."""
+    under the output rule of :mod:`coldrec.core.outputs`."""
     code = code_version()
     used = {k: params.get(k) for k in ("seed", "encoder", "model")}
     version, target = version_target(out_dir, data_fingerprint, params, models)

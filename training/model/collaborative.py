@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from coldrec.params import ModelParams
-from coldrec.recommender import TrainData
+from coldrec.core.params import ModelParams
 from coldrec.runtime.attributes import AttributePopularity
 from coldrec.runtime.parts import ArrivalHistory, CollaborativeParts
+from coldrec.runtime.recommender import TrainData
 from training.methods.baselines import ItemKNN
 
 

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from coldrec import progress as progress_bars
-from coldrec.params import FinetuneParams
+from coldrec.core import progress as progress_bars
+from coldrec.core.params import FinetuneParams
 from coldrec.runtime.blend import recency_weights
 
 

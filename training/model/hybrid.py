@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from coldrec.params import typed
-from coldrec.progress import quiet_library_bars
-from coldrec.recommender import TrainData
+from coldrec.core.params import typed
+from coldrec.core.progress import quiet_library_bars
 from coldrec.runtime.blend import QUERY_BUCKET, bucket_of, profile_matrix
+from coldrec.runtime.recommender import TrainData
 from coldrec.runtime.scorer import ColdrecRuntime
 from coldrec.runtime.text import item_texts
 from training.encoder import resolve_model_path
@@ -64,7 +64,7 @@ class ColdrecModel(ColdrecRuntime):
             for k in (1, 3, 5):
                 cases = val.cases.get(k, [])[:300]
                 if cases:
-                    s = self._enc_scores(inner, [c.profile for c in cases])
+                    s = self._enc_scores(inner, [c.signals for c in cases])
                     vals.append(mean_ndcg(s, cases, inner))
             return float(np.mean(vals)) if vals else 0.0
 
@@ -95,7 +95,7 @@ class ColdrecModel(ColdrecRuntime):
         if len(candidates) == 1 or not cases:
             return candidates[0]
         ndcg = NdcgScorer(*case_targets(inner, cases), inner.n_items)
-        q = profile_matrix(inner, [c.profile for c in cases], self.cfg.history, self.cfg.recency_decay)
+        q = profile_matrix(inner, [c.signals for c in cases], self.cfg.history, self.cfg.recency_decay)
         scored = {}
         for alpha, uw in candidates:
             sim = item_similarity(inner, self.cfg.knn_shrink, alpha, uw)
@@ -109,7 +109,7 @@ class ColdrecModel(ColdrecRuntime):
         """The arrival window whose popularity alone ranks validation users' items best."""
         cases = [c for cs in cases_by_k.values() for c in cs]
         ndcg = NdcgScorer(*case_targets(inner, cases), inner.n_items)
-        ats = [c.profile.at for c in cases]
+        ats = [c.signals.at for c in cases]
         scored = {days: ndcg(self.parts.history.scores(ats, days))
                   for days in self.cfg.arrival_days}
         best = max(self.cfg.arrival_days, key=scored.__getitem__)  # ties: the first listed
@@ -122,9 +122,9 @@ class ColdrecModel(ColdrecRuntime):
         """Coordinate ascent per bucket on validation users; small buckets borrow their neighbour's."""
         tuned: dict[str, Any] = {}
         cases_by_k = dict(cases_by_k)
-        with_text = [c for c in cases_by_k.get(0, []) if c.profile.has_text()]
+        with_text = [c for c in cases_by_k.get(0, []) if c.signals.has_text()]
         if with_text:  # real search events: k = 0 users with a query belong to the query bucket
-            cases_by_k[0] = [c for c in cases_by_k[0] if not c.profile.has_text()]
+            cases_by_k[0] = [c for c in cases_by_k[0] if not c.signals.has_text()]
             cases_by_k[QUERY] = list(cases_by_k.get(QUERY, [])) + with_text
         for key, own in cases_by_k.items():
             bucket = QUERY_BUCKET if key == QUERY else bucket_of(int(key), False)
@@ -135,7 +135,7 @@ class ColdrecModel(ColdrecRuntime):
                 cases = [c for k in sorted(near) for c in cases_by_k[k]]
             if len(cases) < self.cfg.min_bucket_users:
                 continue
-            comps = self._components(inner, [c.profile for c in cases])
+            comps = self._components(inner, [c.signals for c in cases])
             targets, excluded = case_targets(inner, cases)
             names = blend_components(bucket, self.protocol, attributes=bool(self.parts.attrs))
             best_w, best = self._coordinate_ascent(names, comps, targets, excluded, self.weights.get(bucket, {}))

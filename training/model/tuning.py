@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from coldrec.errors import ConfigError
-from coldrec.recommender import TrainData
+from coldrec.core.errors import ConfigError
 from coldrec.runtime.blend import COMPONENTS, NO_ITEM_COMPONENTS, QUERY_BUCKET, TEXT_COMPONENTS
+from coldrec.runtime.recommender import TrainData
 from training.evaluation.metrics import top_n, user_metrics
 from training.evaluation.splits import Split, probe_titles, time_split, user_split, warm_split
 
@@ -20,7 +20,7 @@ from training.evaluation.splits import Split, probe_titles, time_split, user_spl
 def case_targets(data: TrainData, cases: Sequence) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per case: the target item indices, and those ranked out (the profile's items and ``exclude``)."""
     return ([np.array(data.known(c.targets)) for c in cases],
-            [np.array(data.known(c.profile.items + c.exclude)) for c in cases])
+            [np.array(data.known(c.signals.items + c.exclude)) for c in cases])
 
 
 def blend_components(bucket: str, protocol: str, attributes: bool = True) -> list[str]:
@@ -116,7 +116,7 @@ def mean_ndcg(scores: np.ndarray, cases: list, data: TrainData) -> float:
     for s, c in zip(scores, cases):
         t = np.array(data.known(c.targets), dtype=np.int64)
         if len(t):
-            vals.append(user_metrics(top_n(s, t, 10, np.array(data.known(c.profile.items), dtype=np.int64)), t, 10).ndcg)
+            vals.append(user_metrics(top_n(s, t, 10, np.array(data.known(c.signals.items), dtype=np.int64)), t, 10).ndcg)
     return float(np.mean(vals)) if vals else 0.0
 
 

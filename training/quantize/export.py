@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from coldrec.datasets.fetch import sha256_of
-from coldrec.errors import ColdrecError
+from coldrec.core.errors import ColdrecError
+from coldrec.data.datasets.fetch import sha256_of
 from coldrec.runtime.onnx_encoder import CONFIG_NAME, MODEL_NAME, session
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from coldrec.errors import ColdrecError, ConfigError
-from coldrec.params import typed
+from coldrec.core.errors import ColdrecError, ConfigError
+from coldrec.core.params import typed
 from coldrec.runtime.onnx_encoder import CONFIG_NAME, MODEL_NAME, OnnxEncoder
 from training.quantize.export import export_onnx, quiet, torch_vectors, write_config
 from training.quantize.fidelity import fidelity_report, file_size

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from coldrec.config import load_params
-from coldrec.outputs import atomic_dir
+from coldrec.core.config import load_params
+from coldrec.core.outputs import atomic_dir
 from coldrec.runtime.version import INT8_DIR, ITEM_VECTORS
 from training.model.artifacts import load_model
 from training.quantize.int8 import FidelityError, catalogue_texts, item_max_length, quantize_encoder, quantize_settings
