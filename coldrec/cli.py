@@ -199,7 +199,7 @@ def validate_cmd(
     out: Path | None = typer.Option(None, "--out", "-o", help="Output directory (default: reports/validation/<dataset>)."),
     force: bool = ForceOpt,
 ) -> None:
-    """Data-quality gate (Great Expectations): run the suites of expectations/ on the data and write
+    """Data validation (Great Expectations): run the suites of expectations/ on the data and write
     result.json + report.html (+ quarantine/). Exit 0: passed (warnings allowed); 1: a critical
     expectation failed (do not train on this batch); 2: unusable input or arguments."""
     from coldrec.quality.report import console_table

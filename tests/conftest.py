@@ -16,6 +16,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the in-process Milvus Lite servers while pytest's streams are still open. Left to
+    milvus_lite's own exit hook, they log "server stopped" into a stream pytest has closed by then,
+    and a clean run ends in five "--- Logging error ---" tracebacks."""
+    import sys
+
+    manager = sys.modules.get("milvus_lite.server_manager")
+    if manager is not None:
+        manager.server_manager_instance.release_all()
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         parts = Path(str(item.fspath)).parts

@@ -1,7 +1,7 @@
 """One value coercion for the canonical contract, shared by the strict and the lenient reader.
 
 Why one module: the strict reader (:mod:`coldrec.data.contract`, raises on the first bad row) and the
-gate's lenient reader (:mod:`coldrec.quality.lenient`, keeps every row so the expectations can
+validation's lenient reader (:mod:`coldrec.quality.lenient`, keeps every row so the expectations can
 count the bad ones) must agree on what a value *is*. With two implementations they drifted
 (a boolean was a number and a time to one of them and neither to the other). Here each kind of
 value is coerced once; each function returns :class:`Coerced`: the coerced column (missing where

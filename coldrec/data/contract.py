@@ -9,9 +9,9 @@ users   user_id + any attributes (optional table)
 
 Structural checks live here (columns, types, parseability) and fail fast with a message that
 names file, column and first bad row. What counts as an id, a time or a number is decided in
-:mod:`coldrec.data.coercion`, which the gate's lenient reader uses too; this module only turns the
+:mod:`coldrec.data.coercion`, which validation's lenient reader uses too; this module only turns the
 first value that does not coerce into its error message. Statistical quality (duplicates,
-freshness, referential integrity) is the job of the Great Expectations gate in ``expectations/``.
+freshness, referential integrity) is the job of Great Expectations validation in ``expectations/``.
 """
 from __future__ import annotations
 

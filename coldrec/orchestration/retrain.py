@@ -24,7 +24,7 @@ from coldrec.orchestration import stages
 STEPS = ("prepare", "validate", "features", "train", "quantize", "gate", "register", "index", "bundle", "promote")
 
 
-class QualityGateFailed(ColdrecError):
+class ValidationFailed(ColdrecError):
     """Critical data-quality failure: the run stops here (no retry: the data will not change)."""
 
 
@@ -60,11 +60,11 @@ def prepare(conf: dict[str, Any] | str | None = None) -> dict[str, Any]:
 
 
 def validate(conf: dict[str, Any] | str | None = None, run_date: str | None = None) -> dict[str, Any]:
-    """The quality gate: a critical failure raises :class:`QualityGateFailed`; warnings are in the result."""
+    """Validation: a critical failure raises :class:`ValidationFailed`; warnings are in the result."""
     res = stages.validate(source(conf), run_date=run_date)
     out = res.to_dict()
     if not res.detail.success:
-        raise QualityGateFailed(f"data quality gate failed for {dataset_name(conf)}: {res.summary.get('summary')} "
+        raise ValidationFailed(f"data validation failed for {dataset_name(conf)}: {res.summary.get('summary')} "
                                 f"(report: {res.path})")
     return out
 

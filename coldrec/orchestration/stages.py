@@ -110,7 +110,7 @@ def prepare(source: Source | str | None = None, params: dict[str, Any] | None = 
 
 def validate(source: Source | str | None = None, params: dict[str, Any] | None = None,
              out: str | Path | None = None, run_date: str | None = None, force: bool = False) -> StageResult:
-    """The data-quality gate. The result's ``summary['success']`` is False on a critical failure
+    """The data validation. The result's ``summary['success']`` is False on a critical failure
     (``summary['passed']`` counts the expectations that passed); the caller decides what stops
     (``detail.raise_if_failed()``: the CLI exits 1, a DAG task fails)."""
     from coldrec.quality import validate_source

@@ -1,7 +1,7 @@
-"""Read tables for the quality gate *without* failing on the first broken row.
+"""Read tables for validation *without* failing on the first broken row.
 
 The canonical loader (:mod:`coldrec.data.contract`) stops at the first structural error with a
-:class:`~coldrec.core.errors.DataError`. The gate must instead *measure* every problem, so here each
+:class:`~coldrec.core.errors.DataError`. Validation must instead *measure* every problem, so here each
 table is read as it is (:func:`read_raw`) and coerced by the very functions the contract uses
 (:mod:`coldrec.data.coercion`), but leniently (:func:`typed`): a value that cannot be coerced becomes
 missing instead of raising, and the expectations then count and sample those rows. Coercion is
@@ -79,7 +79,7 @@ def _empty_frame(path: Path, is_csv: bool) -> pd.DataFrame | None:
 
 def read_raw(path: str | Path, table: str) -> RawTable:
     """Read one file as-is. A wrong path is the user's mistake (DataError, exit 2); a file that
-    exists but is empty or cannot be parsed is *data* and is returned for the gate to report."""
+    exists but is empty or cannot be parsed is *data* and is returned for validation to report."""
     path = check_input_path(path)
     src = str(path)
     is_csv = ".csv" in path.name.lower()

@@ -1,6 +1,6 @@
 """Rows that fail a row-level *warning*, set aside with their reasons (``quarantine/<table>.csv``).
 
-Why: a warning does not stop the batch, and the gate never edits the data, so those rows stay
+Why: a warning does not stop the batch, and validation never edits the data, so those rows stay
 in it. Writing them aside (as delivered, with their row number and the names of the
 expectations they fail) makes sure nobody drops or keeps them without seeing them.
 """

@@ -1,6 +1,6 @@
 """Helper columns for referential integrity: is an event's item in the catalogue, its user known?
 
-Why: GX 1.x expectations look at one table at a time. The gate therefore left-joins the ids the
+Why: GX 1.x expectations look at one table at a time. Validation therefore left-joins the ids the
 other tables hold onto the events frame (null = not found) and the suites check those columns.
 :data:`JOINED` also says why such a column can be absent, so the runner can report an
 expectation on it as skipped with a reason rather than as a missing column.

@@ -1,7 +1,7 @@
-"""Human-readable output of the gate: a self-contained HTML page and a console table.
+"""Human-readable output of validation: a self-contained HTML page and a console table.
 
 It only reads a :class:`~coldrec.quality.results.ValidationResult`; it imports the result types,
-never the gate (the gate's output writer imports this module), so there is no import circle.
+never validation (the result directory's writer imports this module), so there is no import circle.
 """
 from __future__ import annotations
 
@@ -99,9 +99,9 @@ def render_html(r: ValidationResult) -> str:
         f"<td>{_badge(o.status)}</td><td>{_e(_measure(o))}</td><td>{_e(o.details)}</td><td>{_e(o.description)}</td></tr>"
         for o in r.outcomes)
     return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Data-quality gate: {_e(r.dataset)}</title><style>{_CSS}</style></head>
+<html><head><meta charset="utf-8"><title>Data validation: {_e(r.dataset)}</title><style>{_CSS}</style></head>
 <body>
-<h1>Data-quality gate: {_e(r.dataset)} {_badge(r.status.replace('_', ' '), r.status)}</h1>
+<h1>Data validation: {_e(r.dataset)} {_badge(r.status.replace('_', ' '), r.status)}</h1>
 <p>{c['expectations']} expectations: {c['passed']} passed, <b>{c['critical_failed']} critical failed</b>,
 {c['warning_failed']} warning(s), {c['skipped']} skipped. Critical failures fail the run (exit 1); warnings are reported only.</p>
 <table>

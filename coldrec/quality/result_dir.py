@@ -1,4 +1,4 @@
-"""The gate's output directory: where it is, what it may replace, and writing it atomically.
+"""Validation's output directory: where it is, what it may replace, and writing it atomically.
 
 Why a module of its own: the directory is replaced as a whole (``result.json``, ``report.html``,
 ``quarantine/``, ``accepted.json``), so a reader never sees half of one run and half of another;
@@ -30,7 +30,7 @@ def default_out(name: str, q: dict[str, Any]) -> Path:
 
 def check_target(target: Path, inputs: tuple[str | Path | None, ...] = (), force: bool = False) -> Path:
     """The output directory is replaced as a whole: the output rule of :mod:`coldrec.core.outputs` (a
-    directory holding only the gate's own files, from before markers existed, counts as the gate's)."""
+    directory holding only validation's own files, from before markers existed, counts as validation's)."""
     return check(target, inputs=inputs, force=force, legacy=OUTPUTS)
 
 

@@ -1,8 +1,8 @@
-"""What the gate says about a batch: one :class:`Outcome` per expectation, one :class:`ValidationResult`.
+"""What validation says about a batch: one :class:`Outcome` per expectation, one :class:`ValidationResult`.
 
 Why a module of its own: the entry point builds these, the report renders them, the CLI prints
 them. Keeping the types here (no Great Expectations, no I/O) lets :mod:`coldrec.quality.report`
-import them without importing the gate that imports the report, so there is no import circle.
+import them without importing validation that imports the report, so there is no import circle.
 :func:`jsonable` lives here too because it defines how a result's values look in ``result.json``.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 from coldrec.core.errors import ColdrecError
 
 
-class QualityGateFailed(ColdrecError):
+class ValidationFailed(ColdrecError):
     """A critical expectation failed: the batch must not be trained on (CLI exit code 1)."""
 
     exit_code = 1
@@ -132,7 +132,7 @@ class ValidationResult:
         if not self.success:
             names = ", ".join(o.name for o in self.critical_failures)
             where = f" (report: {self.out_dir / 'report.html'})" if self.out_dir else ""
-            raise QualityGateFailed(f"data-quality gate failed for {self.dataset}: critical {names}{where}")
+            raise ValidationFailed(f"data validation failed for {self.dataset}: critical {names}{where}")
 
 
 def jsonable(v: Any) -> Any:

@@ -177,7 +177,7 @@ def _evaluate(table: str, runnable: list[Spec], frame: pd.DataFrame, raw: RawTab
         o.observed_value = None if isinstance(observed, str) and observed == "NaT" else jsonable(observed)
         if spec_types[o.name] == "expect_table_columns_to_match_set":
             present = [] if raw.frame is None else [str(c) for c in raw.frame.columns]
-            o.observed_value = present  # as delivered (not the gate's helper columns)
+            o.observed_value = present  # as delivered (not validation's helper columns)
             absent = ((result.get("details") or {}).get("mismatched") or {}).get("missing")
             if absent and not err:
                 o.details = f"missing column(s): {', '.join(map(str, absent))}{column_hint(present, list(absent))}"

@@ -1,4 +1,4 @@
-"""Stage ``validate``: the data-quality gate. CLI, DAG task and DVC stage all call one function.
+"""Stage ``validate``: the data validation. CLI, DAG task and DVC stage all call one function.
 
 :func:`validate_source` takes the same choice of data as every command (``--dataset NAME`` or
 ``--events/--items [--users]``), runs the suites of ``expectations/`` with Great Expectations
@@ -7,7 +7,7 @@
 - ``result.json``   pass/fail and, per expectation, name, table, severity, status, counts,
                     observed value, parameters and sample offending rows (machine-readable);
 - ``report.html``   the same for people: every failing expectation with counts and samples;
-- ``quarantine/<table>.csv``  rows failing a *row-level warning*, with the reasons (the gate
+- ``quarantine/<table>.csv``  rows failing a *row-level warning*, with the reasons (validation
                     never edits the data: these rows are still in the batch, written aside so
                     nobody drops them silently);
 - ``accepted.json`` row counts etc. of the last batch that passed; the next run compares its row
@@ -43,14 +43,14 @@ from coldrec.data.dataset import Dataset
 from coldrec.quality import lenient, result_dir
 from coldrec.quality.quarantine import quarantine as quarantined_rows
 from coldrec.quality.references import join_references
-from coldrec.quality.results import Outcome, QualityGateFailed, ValidationResult, jsonable, overall_status
+from coldrec.quality.results import Outcome, ValidationFailed, ValidationResult, jsonable, overall_status
 from coldrec.quality.runner import gx_version, run_suite
 from coldrec.quality.suites import TABLES, load_specs, parameters, quality_params, resolve_run_date
 
-__all__ = ["Outcome", "QualityGateFailed", "ValidationResult", "run_gate", "validate", "validate_files", "validate_source"]
+__all__ = ["Outcome", "ValidationFailed", "ValidationResult", "run_validation", "validate", "validate_files", "validate_source"]
 
 
-def run_gate(name: str, raws: dict[str, lenient.RawTable], out_dir: str | Path | None = None,
+def run_validation(name: str, raws: dict[str, lenient.RawTable], out_dir: str | Path | None = None,
              params: dict[str, Any] | None = None, run_date: Any = None, previous: dict[str, Any] | None = None,
              contract_error: str | None = None, fingerprint: Callable[[], str] | None = None,
              inputs: tuple[str | Path | None, ...] = (), force: bool = False) -> ValidationResult:
@@ -123,7 +123,7 @@ def validate(dataset: Dataset, out_dir: str | Path | None = None, params: dict[s
     """Validate an in-memory (canonical) dataset. ``previous``: the accepted-batch stats to compare
     row counts with (default: ``<out_dir>/accepted.json`` when present; ``{}``: none)."""
     raws = {t: r for t in TABLES if (r := lenient.raw_from_frame(getattr(dataset, t), t, f"{dataset.name}:{t}"))}
-    return run_gate(dataset.name, raws, out_dir, params, run_date, previous, fingerprint=dataset.fingerprint,
+    return run_validation(dataset.name, raws, out_dir, params, run_date, previous, fingerprint=dataset.fingerprint,
                     inputs=inputs, force=force)
 
 
@@ -135,7 +135,7 @@ def validate_files(events: str | Path, items: str | Path, users: str | Path | No
     if users:
         raws["users"] = lenient.read_raw(users, "users")
     name = name or Path(events).parent.name or "custom"
-    return run_gate(name, raws, out_dir, params, run_date, previous, inputs=(events, items, users), force=force)
+    return run_validation(name, raws, out_dir, params, run_date, previous, inputs=(events, items, users), force=force)
 
 
 def validate_source(dataset: str | None = None, events: str | Path | None = None, items: str | Path | None = None,
@@ -153,6 +153,6 @@ def validate_source(dataset: str | None = None, events: str | Path | None = None
     try:
         ds = load_source(dataset=name, data_dir=data_dir, params=params)
     except DataError as exc:
-        return run_gate(name, {}, out_dir, params, run_date, contract_error=str(exc), force=force)
+        return run_validation(name, {}, out_dir, params, run_date, contract_error=str(exc), force=force)
     prepared = paths.prepared_dir(name)
     return validate(ds, out_dir=out_dir, params=params, run_date=run_date, inputs=(prepared,), force=force)

@@ -1,4 +1,4 @@
-"""The data-quality gate on the real datasets: both shipped sets pass (online-retail at full size,
+"""The data validation on the real datasets: both shipped sets pass (online-retail at full size,
 timed), and real data corrupted in each way the gate must catch fails the named expectation with
 the right severity. Corruptions run on a 5,000-event slice of online-retail (real ids, real
 catalogue and users) written as the user's own files, to keep the tier fast."""

@@ -1,4 +1,4 @@
-"""The data-quality gate on small generated data: suites, severities, every kind of failure,
+"""The data validation on small generated data: suites, severities, every kind of failure,
 outputs (result.json, report.html, quarantine, accepted baseline) and the CLI's exit codes."""
 from __future__ import annotations
 
@@ -293,7 +293,7 @@ def test_cli_exit_codes(cli, tmp_path):
     ev.to_csv(bad, index=False)
     res = cli("validate", "--events", bad, "--items", good["items"], "--out", tmp_path / "bad", "--run-date", RUN)
     assert res.exit_code == 1
-    assert "data-quality gate failed" in res.output and "events.user_id.not_null" in res.output
+    assert "data validation failed" in res.output and "events.user_id.not_null" in res.output
     assert json.loads((tmp_path / "bad" / "result.json").read_text())["status"] == "failed"
 
     res = cli("validate", "--events", tmp_path / "nope.csv", "--items", good["items"], "--out", tmp_path / "x")

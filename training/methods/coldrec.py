@@ -61,6 +61,18 @@ class ColdrecVariant(Recommender):
         return model
 
 
+def _discard_index(work: str) -> None:
+    """Stop the temporary collection's in-process Milvus Lite server, then remove its folder: an
+    evaluation in a long-lived process (a notebook, a test session) would otherwise keep one
+    server thread per fit until the interpreter exits."""
+    import sys
+
+    manager = sys.modules.get("milvus_lite.server_manager")
+    if manager is not None:
+        manager.server_manager_instance.release_server(f"{work}/milvus.db")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 class ServedVariant(Recommender):
     """``coldrec_served``: the int8 model (shared with ``coldrec``) ranked as served: candidates
     from a Milvus Lite collection of its item vectors (a temporary one per fit), co-occurrence
@@ -81,7 +93,7 @@ class ServedVariant(Recommender):
         work = tempfile.mkdtemp(prefix="coldrec-served-")
         self.ranker = item_index.served_ranker(model, typed(params).serving, item_index.client(f"{work}/milvus.db"),
                                                "coldrec_evaluation")
-        weakref.finalize(self, shutil.rmtree, work, True)
+        weakref.finalize(self, _discard_index, work)
         self.train = model.train
         return self
 
