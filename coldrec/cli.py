@@ -334,7 +334,7 @@ def quantize_cmd(
     its item vectors and a fidelity report (fidelity.json/.html) to <model>/encoder_int8/, which
     serving then loads by default. Exit 1 if the mean cosine to fp32 is below quantize.min_mean_cosine."""
     with console.status("exporting, quantizing and checking fidelity..."):
-        res = stages.quantize(model, dataset=dataset)
+        res = stages.quantize(dataset, model=model)
     rep = res.detail
     t = Table(title="int8 encoder fidelity (vs fp32)", show_header=False)
     for key in ("n_texts", "mean_cosine", "min_cosine", "p01_cosine", "neighbour_overlap@10", "size_ratio"):
@@ -356,7 +356,7 @@ def index_cmd(
     """Build the version's item collection in Milvus (vectors + filter fields; HNSW index), ahead of
     promoting it (`coldrec models promote` points the production alias at it)."""
     with console.status("building the item collection..."):
-        res = stages.index(model, dataset=dataset, uri=milvus_uri)
+        res = stages.index(dataset, model=model, uri=milvus_uri)
     console.print_json(json.dumps(res.to_dict(), default=str))
 
 
@@ -369,7 +369,7 @@ def bundle_cmd(
     """Build a Bento: the service, the runtime and the version (in the BentoML model store). Run it
     with `bentoml serve <tag>`; `bentoml containerize <tag>` makes an OCI image where Docker runs."""
     with console.status("bentoml build ..."):
-        res = stages.bundle(model, dataset=dataset)
+        res = stages.bundle(dataset, model=model)
     console.print_json(json.dumps(res.to_dict(), default=str))
 
 
@@ -416,12 +416,16 @@ def serve_cmd(
 @user_errors
 def gate_cmd(
     dataset: str | None = DatasetOpt,
+    events: Path | None = EventsOpt,
+    items: Path | None = ItemsOpt,
+    users: Path | None = UsersOpt,
+    data_dir: Path | None = DataDirOpt,
     model: Path | None = typer.Option(None, "--model", "-m", help="Candidate version directory (default: the latest trained)."),
 ) -> None:
     """Judge the candidate against production on cold-start shoppers neither has seen (exit 1 if it
     may not be promoted). Report: reports/gate/<dataset>/<version>.json."""
     with console.status("judging the candidate on unseen cold-start shoppers ..."):
-        res = stages.gate(dataset, model=model)
+        res = stages.gate(Source(dataset, events, items, users, data_dir), model=model)
     print_gate_report(res.detail)
     console.print(f"wrote [bold]{res.path}[/]")
     if not res.summary.get("passed"):

@@ -4,6 +4,13 @@ task may run in another process or on another machine (Celery), and its result t
 
 The same steps are the ``coldrec`` CLI's commands and the DVC stages' commands; they all end in
 :mod:`coldrec.orchestration.stages`. Nothing here decides hyperparameters: ``params.yaml`` does.
+
+**The run policy lives here and only here**: which data a run takes (:func:`source`), that a
+critical validation failure stops the run without retry (:func:`validate`), that the candidate
+trains on events before the gate's cut and an identical version is reused (:func:`train`), that a
+version's existing int8 encoder is kept (:func:`quantize`), that the Bento is skipped when
+``pipeline.bundle`` is false (:func:`bundle`), and that only a candidate the gate passed is
+promoted (:func:`promote`). The other steps only forward to their stage.
 """
 from __future__ import annotations
 
@@ -93,7 +100,7 @@ def quantize(conf: dict[str, Any] | str | None, version: str) -> dict[str, Any]:
     model = _model(dataset, version)
     if (model / INT8_DIR / "fidelity.json").is_file():
         return {"stage": "quantize", "version": version, "skipped": "the version already has its int8 encoder"}
-    return stages.quantize(model, dataset=dataset).to_dict()
+    return stages.quantize(dataset, model=model).to_dict()
 
 
 def gate(conf: dict[str, Any] | str | None, version: str) -> dict[str, Any]:
@@ -107,14 +114,14 @@ def register(conf: dict[str, Any] | str | None, version: str) -> dict[str, Any]:
 
 def index(conf: dict[str, Any] | str | None, version: str) -> dict[str, Any]:
     dataset = dataset_name(conf)
-    return stages.index(_model(dataset, version), dataset=dataset).to_dict()
+    return stages.index(dataset, model=_model(dataset, version)).to_dict()
 
 
 def bundle(conf: dict[str, Any] | str | None, version: str) -> dict[str, Any]:
     if not typed(load_params()).pipeline.bundle:
         return {"stage": "bundle", "skipped": "pipeline.bundle is false"}
     dataset = dataset_name(conf)
-    return stages.bundle(_model(dataset, version), dataset=dataset).to_dict()
+    return stages.bundle(dataset, model=_model(dataset, version)).to_dict()
 
 
 def promote(conf: dict[str, Any] | str | None, version: str, gate_result: dict[str, Any]) -> dict[str, Any]:

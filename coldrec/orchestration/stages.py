@@ -1,15 +1,21 @@
 """The pipeline's stages, one function each, with one calling convention.
 
-    result = stage(source_or_dataset, params, out=..., **stage_options) -> StageResult
+    result = stage(source, params=None, *, out=None, model=None, **options) -> StageResult
 
 Why: four entry points run the pipeline (the ``coldrec`` CLI, the Airflow DAGs, the DVC stages,
 which call the CLI, and the serving bundle). If each carried its own glue (load params, find the
 data, pick the output folder) they would drift; here that glue exists once, and every entry point
 only parses its arguments, calls a stage and shows the :class:`StageResult`.
 
-- ``source`` is a :class:`Source`: a shipped dataset by name, or the user's own files;
+- ``source`` says whose data: a :class:`Source` (a shipped dataset by name, or the user's own
+  files), a dataset name as a plain string, or ``None`` for ``params.yaml``'s default dataset.
+  Stages on a model version (quantize, index, bundle, gate, register) or on a dataset's models
+  (promote, rollback) and feature store (apply_features, materialize) take the dataset from it too;
 - ``params`` is the params.yaml dict (``None``: read and validated from the file);
-- ``out`` is the output location (``None``: the default of :mod:`coldrec.core.paths`);
+- everything else is keyword-only: ``out`` the output location (``None``: the default of
+  :mod:`coldrec.core.paths`), ``model`` a version directory (``None``: the dataset's latest
+  trained version, the candidate), ``force`` replace an output coldrec did not write, and the
+  stage's own options;
 - the result carries the output ``path``, a JSON-able ``summary`` (what the CLI prints and a DAG
   task returns through XCom) and the stage's own object in ``detail`` (not serialised).
 
@@ -44,6 +50,13 @@ class Source:
         from coldrec.data.prepare import load_source
 
         return load_source(self.dataset, self.events, self.items, self.users, self.data_dir, params)
+
+    def name(self, params: dict[str, Any]) -> str:
+        """The dataset's name: the shipped dataset's, or the folder of the user's events file (as
+        :func:`coldrec.data.dataset.from_files` names it), else params.yaml's default."""
+        if self.events is not None:
+            return Path(self.events).parent.name or "custom"
+        return self.dataset or typed(params).data.default_dataset
 
     def inputs(self, params: dict[str, Any]) -> tuple[Path | None, ...]:
         """What a stage reads, which its output must never overwrite: the user's files, or the
@@ -92,7 +105,7 @@ def _timed(stage: str, fn) -> StageResult:
 
 
 # ------------------------------------------------------------------------------------------ data
-def prepare(source: Source | str | None = None, params: dict[str, Any] | None = None,
+def prepare(source: Source | str | None = None, params: dict[str, Any] | None = None, *,
             out: str | Path | None = None, force: bool = False) -> StageResult:
     """Raw files -> canonical Parquet tables (``data/<dataset>/``)."""
     from coldrec.data.prepare import prepare as run
@@ -108,7 +121,7 @@ def prepare(source: Source | str | None = None, params: dict[str, Any] | None = 
     return _timed("prepare", go)
 
 
-def validate(source: Source | str | None = None, params: dict[str, Any] | None = None,
+def validate(source: Source | str | None = None, params: dict[str, Any] | None = None, *,
              out: str | Path | None = None, run_date: str | None = None, force: bool = False) -> StageResult:
     """The data validation. The result's ``summary['success']`` is False on a critical failure
     (``summary['passed']`` counts the expectations that passed); the caller decides what stops
@@ -127,7 +140,7 @@ def validate(source: Source | str | None = None, params: dict[str, Any] | None =
 
 
 # -------------------------------------------------------------------------------------- features
-def build_features(source: Source | str | None = None, params: dict[str, Any] | None = None,
+def build_features(source: Source | str | None = None, params: dict[str, Any] | None = None, *,
                    out: str | Path | None = None, force: bool = False) -> StageResult:
     """Point-in-time feature tables (``data/features/<dataset>/``)."""
     from coldrec.feature_store.compute import build_feature_tables
@@ -145,8 +158,8 @@ def build_features(source: Source | str | None = None, params: dict[str, Any] | 
 FEAST_REPO_FILES = ("definitions.py", ".feastignore", "feature_store.yaml", "registry.db", "online_store.db")
 
 
-def apply_features(dataset: str | None = None, params: dict[str, Any] | None = None, out: str | Path | None = None,
-                   online: str | None = None, features_data: str | Path | None = None,
+def apply_features(source: Source | str | None = None, params: dict[str, Any] | None = None, *,
+                   out: str | Path | None = None, online: str | None = None, features_data: str | Path | None = None,
                    force: bool = False) -> StageResult:
     """Render a copy of ``features/`` for the dataset and online store at ``out`` and ``feast apply`` it.
     The copy is updated in place (its registry and online store persist), so the output rule is the
@@ -156,7 +169,7 @@ def apply_features(dataset: str | None = None, params: dict[str, Any] | None = N
     from coldrec.feature_store.store import setup_store
 
     params = _params(params)
-    name, online, repo = resolve_repo(dataset, typed(params), online, out)
+    name, online, repo = resolve_repo(_source(source).name(params), typed(params), online, out)
     outputs.check(repo, inputs=(declarations_dir(), features_data), force=force, legacy=FEAST_REPO_FILES, what="--repo")
 
     def go() -> StageResult:
@@ -169,15 +182,15 @@ def apply_features(dataset: str | None = None, params: dict[str, Any] | None = N
     return _timed("apply_features", go)
 
 
-def materialize(dataset: str | None = None, params: dict[str, Any] | None = None, out: str | Path | None = None,
-                online: str | None = None) -> StageResult:
+def materialize(source: Source | str | None = None, params: dict[str, Any] | None = None, *,
+                out: str | Path | None = None, online: str | None = None) -> StageResult:
     """Load the newest feature rows into the online store of the repo at ``out`` (incremental)."""
     from coldrec.feature_store.repo import resolve_repo
     from coldrec.feature_store.store import materialize as run
     from coldrec.feature_store.store import open_store
 
     params = _params(params)
-    name, online, repo = resolve_repo(dataset, typed(params), online, out)
+    name, online, repo = resolve_repo(_source(source).name(params), typed(params), online, out)
 
     def go() -> StageResult:
         done = run(open_store(repo))
@@ -187,7 +200,7 @@ def materialize(dataset: str | None = None, params: dict[str, Any] | None = None
 
 
 # -------------------------------------------------------------------------------------- training
-def train(source: Source | str | None = None, params: dict[str, Any] | None = None,
+def train(source: Source | str | None = None, params: dict[str, Any] | None = None, *,
           out: str | Path | None = None, force: bool = False, until: str | None = None,
           holdout: bool = False, reuse: bool = False) -> StageResult:
     """Fit the model and write a new version. Default ``out``: ``artifacts/models/<dataset>/<version>/``,
@@ -222,14 +235,14 @@ def train(source: Source | str | None = None, params: dict[str, Any] | None = No
     return _timed("train", go)
 
 
-def quantize(model: str | Path | None = None, params: dict[str, Any] | None = None,
-             dataset: str | None = None) -> StageResult:
+def quantize(source: Source | str | None = None, params: dict[str, Any] | None = None, *,
+             model: str | Path | None = None) -> StageResult:
     """int8 encoder into ``<version>/encoder_int8/``. ``model``: a version directory or a dataset's
-    models folder (its latest version); default: the latest version of ``dataset``."""
+    models folder (its latest version); default: the latest version of the source's dataset."""
     from training.quantize.stage import quantize_version
 
     params = _params(params)
-    target = _version(model, params, dataset)
+    target = _version(model, params, _source(source).name(params))
 
     def go() -> StageResult:
         rep = quantize_version(target, params)
@@ -239,7 +252,7 @@ def quantize(model: str | Path | None = None, params: dict[str, Any] | None = No
     return _timed("quantize", go)
 
 
-def evaluate(source: Source | str | None = None, params: dict[str, Any] | None = None,
+def evaluate(source: Source | str | None = None, params: dict[str, Any] | None = None, *,
              out: str | Path | None = None, split: str | None = None, seed: int | None = None,
              methods: list[str] | None = None, force: bool = False) -> StageResult:
     """The cold-start benchmark (``reports/evaluation/<dataset>/<split>/``)."""
@@ -263,8 +276,8 @@ def evaluate(source: Source | str | None = None, params: dict[str, Any] | None =
     return _timed("evaluate", go)
 
 
-def index(model: str | Path | None = None, params: dict[str, Any] | None = None, dataset: str | None = None,
-          uri: str | None = None) -> StageResult:
+def index(source: Source | str | None = None, params: dict[str, Any] | None = None, *,
+          model: str | Path | None = None, uri: str | None = None) -> StageResult:
     """The version's item collection in Milvus (built once; rebuilt only if incomplete), ahead of
     its promotion: only a promotion (coldrec.release.promotion) points the production alias at it.
     Serving builds it too when missing."""
@@ -272,7 +285,7 @@ def index(model: str | Path | None = None, params: dict[str, Any] | None = None,
     from coldrec.runtime.version import load_version
 
     params = _params(params)
-    dataset = dataset or typed(params).data.default_dataset
+    dataset = _source(source).name(params)
     target = _version(model, params, dataset)
     uri = uri or paths.milvus_uri()
 
@@ -288,14 +301,14 @@ def index(model: str | Path | None = None, params: dict[str, Any] | None = None,
     return _timed("index", go)
 
 
-def bundle(model: str | Path | None = None, params: dict[str, Any] | None = None, dataset: str | None = None
-           ) -> StageResult:
+def bundle(source: Source | str | None = None, params: dict[str, Any] | None = None, *,
+           model: str | Path | None = None) -> StageResult:
     """A Bento (``bentoml build``) of the service with the version (default: the current one)."""
     from coldrec.core.config import settings
     from coldrec.release.bundle import build_bento
 
     params = _params(params)
-    dataset = dataset or typed(params).data.default_dataset
+    dataset = _source(source).name(params)
     target = _version(model, params, dataset)
 
     def go() -> StageResult:
@@ -306,8 +319,8 @@ def bundle(model: str | Path | None = None, params: dict[str, Any] | None = None
 
 
 # ------------------------------------------------------------------------------- registry
-def gate(source: Source | str | None = None, params: dict[str, Any] | None = None, model: str | Path | None = None,
-         out: str | Path | None = None) -> StageResult:
+def gate(source: Source | str | None = None, params: dict[str, Any] | None = None, *,
+         model: str | Path | None = None, out: str | Path | None = None) -> StageResult:
     """Judge the candidate (default: the dataset's latest version) against production
     (coldrec.release.promotion_gate); the report goes to ``reports/gate/<dataset>/<version>.json``. The result's
     ``summary['passed']`` says whether it may be promoted; a failed gate is a result, not an error."""
@@ -328,8 +341,8 @@ def gate(source: Source | str | None = None, params: dict[str, Any] | None = Non
     return _timed("gate", go)
 
 
-def register(dataset: str | None = None, params: dict[str, Any] | None = None, model: str | Path | None = None
-             ) -> StageResult:
+def register(source: Source | str | None = None, params: dict[str, Any] | None = None, *,
+             model: str | Path | None = None) -> StageResult:
     """Register the version (default: latest) in the model registry with its lineage and, when the
     gate judged it, the gate's report. Idempotent."""
     import json
@@ -337,7 +350,7 @@ def register(dataset: str | None = None, params: dict[str, Any] | None = None, m
     from coldrec.release.promotion import register as run
 
     params = _params(params)
-    dataset = dataset or typed(params).data.default_dataset
+    dataset = _source(source).name(params)
     target = _version(model, params, dataset)
 
     def go() -> StageResult:
@@ -351,14 +364,14 @@ def register(dataset: str | None = None, params: dict[str, Any] | None = None, m
     return _timed("register", go)
 
 
-def promote(dataset: str | None = None, params: dict[str, Any] | None = None, version: str | None = None,
-            uri: str | None = None, reason: str = "manual", force: bool = False) -> StageResult:
+def promote(source: Source | str | None = None, params: dict[str, Any] | None = None, *,
+            version: str | None = None, uri: str | None = None, reason: str = "manual", force: bool = False) -> StageResult:
     """Make a registered version production (coldrec.release.promotion: complete versions only, atomic
     switch). ``version``: registry or model version name; default: the latest trained version."""
     from coldrec.release.promotion import promote as run
 
     params = _params(params)
-    dataset = dataset or typed(params).data.default_dataset
+    dataset = _source(source).name(params)
 
     def go() -> StageResult:
         name = version or paths.latest_version(paths.models_dir(dataset)).name
@@ -368,12 +381,12 @@ def promote(dataset: str | None = None, params: dict[str, Any] | None = None, ve
     return _timed("promote", go)
 
 
-def rollback(dataset: str | None = None, params: dict[str, Any] | None = None, uri: str | None = None) -> StageResult:
+def rollback(source: Source | str | None = None, params: dict[str, Any] | None = None, *, uri: str | None = None) -> StageResult:
     """Put back the previous production version, end to end (registry, item index alias, serving)."""
     from coldrec.release.promotion import rollback as run
 
     params = _params(params)
-    dataset = dataset or typed(params).data.default_dataset
+    dataset = _source(source).name(params)
 
     def go() -> StageResult:
         info = run(dataset, params, uri=uri)

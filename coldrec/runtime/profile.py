@@ -5,6 +5,10 @@ queries, stated interests (categories or keywords from onboarding), attributes. 
 ids, and attribute values no training shopper had (or columns the model does not segment by),
 are ignored with a warning, never a crash. With no signal at all the profile says so and
 the model falls back to popular, diverse picks.
+
+Why one function: the service's request path (``serving/requests.py``, which adds a known
+shopper's stored state as earlier items) and every offline caller build a profile here, so what
+``/recommend`` ranks and what ``/profile`` describes are the profile the tests check.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -27,30 +32,57 @@ BANDS = ("budget", "lower-mid", "mid", "upper-mid", "premium")
 
 @dataclass
 class BuiltProfile:
+    """A shopper's profile: the :class:`Signals` the scorer ranks from, what was left out of them,
+    and, computed on first use, the user vector and the readable summary.
+
+    Why lazy: the request path needs only ``signals`` (the scorer encodes the text once itself, so
+    an eager vector would encode every query twice), ``/profile`` only ``readable``.
+    """
+
     signals: Signals
-    vector: np.ndarray
-    readable: dict[str, Any] = field(default_factory=dict)
+    ignored_items: list[str]  # the caller's item ids the catalogue does not have, in the order given
+    ignored_attributes: list[str]  # "key=value" no training shopper had
+    known_attributes: list[tuple[str, str]]  # the (key, value) pairs the attribute component scores
+    model: Any = field(repr=False, compare=False)
+
+    @cached_property
+    def vector(self) -> np.ndarray:
+        return self.model._user_vectors(self.model.train, [self.signals])[0]
+
+    @cached_property
+    def readable(self) -> dict[str, Any]:
+        return describe(self.model, self.signals, self.ignored_items, self.ignored_attributes)
 
 
 def build_profile(model, items: Sequence[str] = (), event_types: Sequence[str] = (), queries: Sequence[str] = (),
-                  interests: Sequence[str] = (), attributes: dict[str, Any] | None = None) -> BuiltProfile:
-    """``model`` is a loaded or fitted :class:`coldrec.runtime.scorer.ColdrecRuntime` (it owns the catalogue)."""
+                  interests: Sequence[str] = (), attributes: dict[str, Any] | None = None, *,
+                  earlier_items: Sequence[str] = (), earlier_types: Sequence[str] = (),
+                  warn: bool = True) -> BuiltProfile:
+    """``model`` is a loaded or fitted :class:`coldrec.runtime.scorer.ColdrecRuntime` (it owns the catalogue).
+
+    ``event_types`` (``earlier_types``) parallel to ``items`` (``earlier_items``), else every one
+    is a view. ``earlier_items``: what the shopper did before (a stored user state), placed before
+    ``items``; ids the catalogue no longer has are dropped without being reported, as they are
+    not the caller's mistake. ``warn``: log what is ignored (the service says it in its answer).
+    """
     data = model.train
+    earlier = [str(i) for i in earlier_items]
+    earlier_t = [str(t) for t in earlier_types] if len(earlier_types) == len(earlier) else ["view"] * len(earlier)
     items = [str(i) for i in items]
     types = [str(t) for t in event_types] if len(event_types) == len(items) else ["view"] * len(items)
     unknown = [i for i in items if i not in data.item_index]
-    if unknown:
+    if unknown and warn:
         log.warning("ignoring %d unknown item id(s): %s", len(unknown), ", ".join(unknown[:10]))
-    known_pairs = [(i, t) for i, t in zip(items, types) if i in data.item_index]
+    known_pairs = [(i, t) for i, t in zip(earlier + items, earlier_t + types) if i in data.item_index]
     query = " ".join(q.strip() for q in queries if q and q.strip()) or None
     profile = Signals(items=[i for i, _ in known_pairs], event_types=[t for _, t in known_pairs], query=query,
                       interests=[s.strip() for s in interests if s and s.strip()], attributes=dict(attributes or {}))
-    used = set(model.parts.attrs.known(profile))
+    known = model.parts.attrs.known(profile)
+    used = set(known)
     unused = [f"{k}={v}" for k, v in profile.attributes.items() if (str(k), str(v)) not in used]
-    if unused:
+    if unused and warn:
         log.warning("ignoring %d attribute(s) no training shopper had: %s", len(unused), ", ".join(unused[:10]))
-    vector = model._user_vectors(data, [profile])[0]
-    return BuiltProfile(profile, vector, describe(model, profile, unknown, unused))
+    return BuiltProfile(profile, unknown, unused, known, model)
 
 
 def describe(model, profile: Signals, ignored: Sequence[str] = (), ignored_attributes: Sequence[str] = ()

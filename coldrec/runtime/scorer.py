@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from coldrec.core.params import ModelParams
 from coldrec.runtime import reasons
@@ -50,6 +51,9 @@ class ColdrecRuntime(Recommender):
     parts: CollaborativeParts
     item_vecs: np.ndarray
     st: Any
+    # set by coldrec.runtime.version.attach_int8 when the int8 encoder replaces an attached one
+    st_fp32: Any
+    item_vecs_fp32: np.ndarray
 
     def __init__(self, cfg: ModelParams, template: str, max_chars: int):
         self.cfg = cfg
@@ -79,11 +83,13 @@ class ColdrecRuntime(Recommender):
                 out[r] = (self.item_vecs[known] * (w / w.sum())[:, None]).sum(0)
             if r in text:
                 out[r] += text[r]
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        unit: np.ndarray = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return unit
 
     def _enc_scores(self, data: TrainData, profiles: Sequence[Signals],
                     text: dict[int, np.ndarray] | None = None) -> np.ndarray:
-        return self._user_vectors(data, profiles, text) @ self.item_vecs.T
+        sims: np.ndarray = self._user_vectors(data, profiles, text) @ self.item_vecs.T
+        return sims
 
     def _query_seeds(self, text_vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The items with training interactions that best match a text vector, and softmax weights."""
@@ -105,7 +111,8 @@ class ColdrecRuntime(Recommender):
                 out[r] = np.asarray(self.parts.knn_sim[seeds].T @ w).ravel()
         return out
 
-    def _knn_scores(self, data: TrainData, profiles: Sequence[Signals], sim=None) -> np.ndarray:
+    def _knn_scores(self, data: TrainData, profiles: Sequence[Signals], sim: sp.csr_matrix | None = None
+                    ) -> np.ndarray:
         q = profile_matrix(data, profiles, self.cfg.history, self.cfg.recency_decay)
         return np.asarray((q @ (self.parts.knn_sim if sim is None else sim)).todense(), dtype=np.float32)
 
@@ -124,6 +131,12 @@ class ColdrecRuntime(Recommender):
             "attr": standardise(self.parts.attrs.profile_scores(list(profiles))),
             "new": standardise(np.tile(self.parts.new, (n, 1))),
         }
+
+    @property
+    def popularity(self) -> np.ndarray:
+        """Distinct training shoppers per item, in catalogue order (0 for items added since): the
+        order of a catalogue listing with nothing else to rank by (the service's catalogue search)."""
+        return self._popularity
 
     def has_signal(self, profile: Signals) -> bool:
         return True  # even "nothing" has its own tuned blend (popular + trending)
