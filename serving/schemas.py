@@ -109,18 +109,3 @@ class UpsertItems(Strict):
 
 class DeleteItems(Strict):
     item_ids: list[Id] = Field(min_length=1, max_length=1000)
-
-
-class Item(BaseModel):
-    item_id: str
-    score: float
-    title: str
-    reason: str
-
-
-class Recommendations(BaseModel):
-    items: list[Item]
-    strategy: str
-    model_version: str
-    recommendation_id: str
-    ignored_items: list[str]

@@ -7,5 +7,6 @@ pick (:mod:`.reasons`) and encode query text with the int8 ONNX encoder (:mod:`.
 Why it is apart from ``training/``: a serving worker must start fast and small. Nothing here
 imports torch, transformers or sentence-transformers, nor fine-tuning, blend tuning, quantization
 export or evaluation; those import this package, never the other way round
-(``tests/unit/test_runtime_imports.py`` holds both rules).
+(``tests/unit/test_quantize.py`` checks a fresh process's ``sys.modules``, and
+``tests/unit/test_import_graph.py`` the layer order).
 """

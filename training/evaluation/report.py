@@ -87,18 +87,6 @@ def console_table(doc: dict[str, Any]):
     return t
 
 
-def markdown_table(doc: dict[str, Any]) -> str:
-    """NDCG@10 per method x k with n users - for closing notes and PR comments."""
-    methods, ks, cell = _pivot(doc, "ndcg@10")
-    head = "| method | " + " | ".join(f"{_label(k)} (n={next((cell[(m, k)]['n_users'] for m in methods if (m, k) in cell), 0)})"
-                                       for k in ks) + " |"
-    lines = [head, "|---" * (len(ks) + 1) + "|"]
-    for m in methods:
-        vals = [f"{cell[(m, k)]['value']:.4f}{_ci(cell[(m, k)])}" if (m, k) in cell else "-" for k in ks]
-        lines.append(f"| {m} | " + " | ".join(vals) + " |")
-    return "\n".join(lines)
-
-
 def write_report(doc: dict[str, Any], out_dir: Path) -> None:
     png = out_dir / "ndcg_vs_k.png"
     plot_ndcg(doc, png)
