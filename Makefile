@@ -53,7 +53,7 @@ run: install
 stop: install
 	$(BIN)/coldrec serve --stop
 
-# Lint (ruff, configured in pyproject.toml), then the unit + integration tiers; `make test-all` adds the slow tier.
+# Lint (ruff, then the mypy type check; both configured in pyproject.toml), then the unit + integration tiers; `make test-all` adds the slow tier.
 test: install install-browser lint
 	$(BIN)/python -m pytest -m "not slow" -q
 
@@ -62,6 +62,7 @@ test-all: install install-browser lint
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache

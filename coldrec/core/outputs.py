@@ -118,7 +118,7 @@ def _alive(pid: int) -> bool:
 
 def clean_stale(target: Path) -> list[Path]:
     """Remove temporary siblings of ``target`` left by runs that were killed (their process is gone)."""
-    removed = []
+    removed: list[Path] = []
     if not target.parent.is_dir():
         return removed
     for p in target.parent.iterdir():

@@ -19,9 +19,14 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from coldrec.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_D = TypeVar("_D", bound="DataclassInstance")
 
 
 # ------------------------------------------------------------------------------------- sections
@@ -302,7 +307,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 first = first or exc
         raise first or _fail(where, "a value", value)
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
+        return _build(cast("type[DataclassInstance]", tp), value, where)  # a type hint: the class, never an instance
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise _fail(where, "a list", value)
@@ -330,7 +335,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     raise TypeError(f"params schema: unsupported type {tp!r} at {where}")  # a bug in this module
 
 
-def _build(cls: type, value: Any, where: str) -> Any:
+def _build(cls: type[_D], value: Any, where: str) -> _D:
     if not isinstance(value, dict):
         raise _fail(where or "params.yaml", "a mapping", value)
     hints = typing.get_type_hints(cls)
@@ -375,7 +380,7 @@ def with_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[st
             return out
         return copy.deepcopy(over)
 
-    merged = merge(params, overrides)
+    merged: dict[str, Any] = merge(params, overrides)  # two mappings merge into a mapping
     typed(merged)
     return merged
 

@@ -53,7 +53,7 @@ def live(stream: IO[str] | None = None) -> bool:
         return False
 
 
-class LogBar(tqdm):
+class LogBar(tqdm):  # type: ignore[misc]  # tqdm ships no types (and no stubs are installed): its class is Any
     """A tqdm for logs: whole status lines, at most one per ``interval`` seconds, and a final one.
 
     No carriage returns, no cursor movement, no bar glyphs: each line reads like
@@ -86,7 +86,8 @@ class LogBar(tqdm):
         if final:
             d["rate"] = None  # overall average rate (n / elapsed), as tqdm does on close
         d.update(ncols=0, bar_format=None)  # ncols=0: tqdm's bar-less "desc: 45% n/total [..]"
-        return self.format_meter(**d).replace("\r", " ").replace("\n", " ").rstrip()
+        line: str = self.format_meter(**d).replace("\r", " ").replace("\n", " ").rstrip()
+        return line
 
     def _write(self, line: str) -> None:
         self.fp.write(line + "\n")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
 from coldrec.runtime.recommender import Signals, TrainData
 
@@ -33,13 +34,15 @@ def standardise(s: np.ndarray) -> np.ndarray:
     """Per row: zero mean, unit variance (a flat row stays 0), so components blend on one scale."""
     mu = s.mean(axis=1, keepdims=True)
     sd = s.std(axis=1, keepdims=True)
-    return np.divide(s - mu, sd, out=np.zeros_like(s), where=sd > 1e-9)
+    z: np.ndarray = np.divide(s - mu, sd, out=np.zeros_like(s), where=sd > 1e-9)
+    return z
 
 
 def recency_weights(n: int, decay: float) -> np.ndarray:
     """Weights for n items, oldest first: decay^(n-1), ..., decay, 1 (normalised)."""
     w = decay ** np.arange(n - 1, -1, -1, dtype=np.float64)
-    return (w / w.sum()).astype(np.float32)
+    weights: NDArray[np.float32] = (w / w.sum()).astype(np.float32)
+    return weights
 
 
 def profile_matrix(data: TrainData, profiles: Sequence[Signals], history: int, decay: float) -> sp.csr_matrix:

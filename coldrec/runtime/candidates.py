@@ -19,7 +19,7 @@ an item missing from the candidates (and the index's own recall).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,6 +33,9 @@ from coldrec.runtime.scorer import ColdrecRuntime, diverse
 
 PRIORS = ("pop", "recent", "new")  # the same vector for every profile
 SPARSE = ("knn", "session", "qknn")
+
+# a dense prior row over the catalogue, its (mean, standard deviation) and its top rows
+DensePrior = tuple[np.ndarray, tuple[float, float], np.ndarray]
 
 
 class ItemIndex(Protocol):
@@ -146,11 +149,11 @@ class CandidateRanker:
         self.prior_stats = {name: _moments(row, self.n) for name, row in self.priors.items()}
         self.prior_top = {name: _top(row, sizes.prior) for name, row in self.priors.items()}
         self.bought = np.asarray(parts.pop) > 0
-        self._cache: OrderedDict[tuple, tuple[np.ndarray, tuple[float, float], np.ndarray]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, tuple[object, ...]], DensePrior] = OrderedDict()
         self.cache_size = cache_size
 
     # ------------------------------------------------------------ dense priors, cached
-    def _cached(self, key: tuple, compute) -> tuple[np.ndarray, tuple[float, float], np.ndarray]:
+    def _cached(self, key: tuple[str, tuple[object, ...]], compute: Callable[[], np.ndarray]) -> DensePrior:
         hit = self._cache.get(key)
         if hit is None:
             row = compute()
@@ -162,12 +165,12 @@ class CandidateRanker:
             self._cache.move_to_end(key)
         return hit
 
-    def _arrival(self, p: Signals):
+    def _arrival(self, p: Signals) -> DensePrior:
         h = self.model.parts.history
         w = h.window(p.at)
         return self._cached(("arrival", w), lambda: h.counts(w) if w[1] > w[0] else np.zeros(self.n, np.float32))
 
-    def _attr(self, p: Signals):
+    def _attr(self, p: Signals) -> DensePrior | None:
         attrs = self.model.parts.attrs
         pairs = tuple(attrs.known(p))
         if not pairs:
@@ -189,6 +192,7 @@ class CandidateRanker:
                 top, sims = rows[keep][:cfg.query_seeds], hs[keep][:cfg.query_seeds]
         if top is None:
             (top, sims), = self.index.search(text_vec[None, :], cfg.query_seeds, bought_only=True)
+        assert sims is not None  # set with top, in either branch
         if not len(top):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         w = np.exp((sims - sims[0]) / cfg.query_seed_tau)

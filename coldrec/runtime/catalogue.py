@@ -12,6 +12,7 @@ The result is a new model object (the old one keeps serving requests in flight).
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,9 @@ from coldrec.runtime.parts import ArrivalHistory, CollaborativeParts
 from coldrec.runtime.recommender import TrainData
 from coldrec.runtime.text import item_texts
 
+if TYPE_CHECKING:
+    from coldrec.runtime.scorer import ColdrecRuntime
+
 
 def _grow(m: sp.csr_matrix, n: int) -> sp.csr_matrix:
     m = m.tocsr()
@@ -29,14 +33,14 @@ def _grow(m: sp.csr_matrix, n: int) -> sp.csr_matrix:
     return sp.csr_matrix((m.data, m.indices, indptr), shape=(n, n))
 
 
-def item_vectors(model, items: pd.DataFrame) -> np.ndarray:
+def item_vectors(model: ColdrecRuntime, items: pd.DataFrame) -> np.ndarray:
     """The version's encoder on the items' text, as at fit time (same template, same cut)."""
     texts = item_texts(items, model.template, model.max_chars)
     return np.asarray(model.st.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True),
                       dtype=np.float32)
 
 
-def upsert(model, items: pd.DataFrame) -> tuple[object, np.ndarray, np.ndarray]:
+def upsert(model: ColdrecRuntime, items: pd.DataFrame) -> tuple[ColdrecRuntime, np.ndarray, np.ndarray]:
     """``model`` with ``items`` added or replaced (by ``item_id``); returns (new model, the rows
     written, their vectors)."""
     items = items.reset_index(drop=True)
@@ -59,7 +63,10 @@ def upsert(model, items: pd.DataFrame) -> tuple[object, np.ndarray, np.ndarray]:
     out.item_vecs = np.vstack([model.item_vecs, np.zeros((n - n_old, model.item_vecs.shape[1]), np.float32)])
     out.item_vecs[rows] = vecs
     p = model.parts
-    pad = lambda a, v=0.0: np.concatenate([np.asarray(a, np.float32), np.full(n - n_old, v, np.float32)])  # noqa: E731
+
+    def pad(a: np.ndarray, v: float = 0.0) -> np.ndarray:
+        return np.concatenate([np.asarray(a, np.float32), np.full(n - n_old, v, np.float32)])
+
     h = p.history
     attrs = p.attrs
     out.parts = CollaborativeParts(

@@ -25,12 +25,19 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from coldrec.core.errors import ColdrecError
+
+if TYPE_CHECKING:
+    from pymilvus import CollectionSchema, MilvusClient
+
+    from coldrec.core.params import ServingParams
+    from coldrec.runtime.candidates import CandidateRanker, CandidateSizes
+    from coldrec.runtime.scorer import ColdrecRuntime
 
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 3_600_000, "grpc.keepalive_permit_without_calls": 0}
 CHUNK = 2000
@@ -44,7 +51,7 @@ class ItemIndexError(ColdrecError):
     """The item index is missing, incomplete or unreachable."""
 
 
-def client(uri: str, token: str | None = None):
+def client(uri: str, token: str | None = None) -> MilvusClient:
     """One MilvusClient per URI per process (Milvus Lite allows one process per data dir)."""
     from pymilvus import MilvusClient
 
@@ -93,7 +100,7 @@ def item_rows(items: pd.DataFrame, vecs: np.ndarray, bought: np.ndarray, rows: S
             for j, (r, iid, c, p, s, b) in enumerate(zip(keys, items["item_id"], cats, price, stock, bought))]
 
 
-def _schema(dim: int):
+def _schema(dim: int) -> CollectionSchema:
     from pymilvus import DataType, MilvusClient
 
     s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -107,7 +114,7 @@ def _schema(dim: int):
     return s
 
 
-def index_params(serving) -> dict[str, Any]:
+def index_params(serving: ServingParams) -> dict[str, Any]:
     """Milvus index parameters from ``params.yaml``'s ``serving`` section."""
     if serving.index_type == "FLAT":
         return {"index_type": "FLAT", "metric_type": "COSINE", "params": {}}
@@ -115,7 +122,7 @@ def index_params(serving) -> dict[str, Any]:
             "params": {"M": serving.hnsw_m, "efConstruction": serving.hnsw_ef_construction}}
 
 
-def build_collection(c, name: str, items: pd.DataFrame, vecs: np.ndarray, bought: np.ndarray,
+def build_collection(c: MilvusClient, name: str, items: pd.DataFrame, vecs: np.ndarray, bought: np.ndarray,
                      index_params: dict[str, Any], force: bool = False) -> dict[str, Any]:
     """Create collection ``name`` with every catalogue item; idempotent: a complete collection
     of the same size is kept unless ``force``. Built under a temporary name and renamed when
@@ -124,8 +131,8 @@ def build_collection(c, name: str, items: pd.DataFrame, vecs: np.ndarray, bought
     if len(vecs) != n or len(bought) != n:
         raise ItemIndexError(f"{name}: {len(vecs)} vectors / {len(bought)} flags for {n} items")
     if c.has_collection(name) and not force:
-        rows = int(c.get_collection_stats(name).get("row_count", -1))
-        if rows == n:
+        count = int(c.get_collection_stats(name).get("row_count", -1))
+        if count == n:
             c.load_collection(name)
             return {"collection": name, "items": n, "built": False}
     tmp = f"{name}__building"[:255]
@@ -151,7 +158,8 @@ def build_collection(c, name: str, items: pd.DataFrame, vecs: np.ndarray, bought
     return {"collection": name, "items": n, "built": True}
 
 
-def build_for_model(c, name: str, model, serving, force: bool = False) -> dict[str, Any]:
+def build_for_model(c: MilvusClient, name: str, model: ColdrecRuntime, serving: ServingParams,
+                    force: bool = False) -> dict[str, Any]:
     """The collection of a loaded or fitted model (its catalogue, item vectors, bought flags), with
     ``params.yaml``'s ``serving`` index settings: what the index stage, the service and the
     evaluation's ``coldrec_served`` all build."""
@@ -159,7 +167,8 @@ def build_for_model(c, name: str, model, serving, force: bool = False) -> dict[s
                             index_params(serving), force=force)
 
 
-def served_ranker(model, serving, c, name: str, batching: bool = False):
+def served_ranker(model: ColdrecRuntime, serving: ServingParams, c: MilvusClient, name: str,
+                  batching: bool = False) -> CandidateRanker:
     """The two-stage ranker the service ranks with, on collection ``name`` (built if missing)."""
     from coldrec.runtime.candidates import CandidateRanker
 
@@ -170,22 +179,23 @@ def served_ranker(model, serving, c, name: str, batching: bool = False):
     return CandidateRanker(model, index, candidate_sizes(serving))
 
 
-def candidate_sizes(serving):
+def candidate_sizes(serving: ServingParams) -> CandidateSizes:
     from coldrec.runtime.candidates import CandidateSizes
 
     return CandidateSizes(serving.ann_candidates, serving.neighbour_candidates, serving.prior_candidates)
 
 
-def aliased(c, alias: str) -> str | None:
+def aliased(c: MilvusClient, alias: str) -> str | None:
     """The collection ``alias`` names, or None (asked via list_aliases: describe_alias on a missing
     alias makes pymilvus log a traceback at ERROR level)."""
+    name: str
     for name in c.list_collections():
         if alias in c.list_aliases(collection_name=name).get("aliases", []):
             return name
     return None
 
 
-def point_alias(c, alias: str, name: str) -> str | None:
+def point_alias(c: MilvusClient, alias: str, name: str) -> str | None:
     """Point ``alias`` at collection ``name`` (one atomic switch); returns what it named before."""
     if not c.has_collection(name):
         raise ItemIndexError(f"cannot point {alias} at {name}: no such collection")
@@ -197,7 +207,7 @@ def point_alias(c, alias: str, name: str) -> str | None:
     return previous
 
 
-def upsert_items(c, name: str, items: pd.DataFrame, vecs: np.ndarray, rows: Sequence[int],
+def upsert_items(c: MilvusClient, name: str, items: pd.DataFrame, vecs: np.ndarray, rows: Sequence[int],
                  bought: np.ndarray | None = None) -> int:
     """Insert or replace items at the given rows (new items: rows after the catalogue), then flush
     (unflushed rows would be rescanned by every search)."""
@@ -208,7 +218,7 @@ def upsert_items(c, name: str, items: pd.DataFrame, vecs: np.ndarray, rows: Sequ
     return len(data)
 
 
-def delete_items(c, name: str, rows: Sequence[int]) -> int:
+def delete_items(c: MilvusClient, name: str, rows: Sequence[int]) -> int:
     if not len(rows):
         return 0
     c.delete(name, ids=[int(r) for r in rows])
@@ -259,6 +269,9 @@ class MilvusItemIndex:
         return out
 
 
+_SearchKey = tuple[int, str | None, bool]  # a search's (limit, filter expression, bought_only)
+
+
 class BatchingIndex:
     """Concurrent searches sent as one: a request thread queues its query; a thread that finds no
     search in flight leads: it takes every query queued by then (with the first one's limit and
@@ -272,7 +285,7 @@ class BatchingIndex:
     def __init__(self, inner: Any, max_batch: int = 64, gather_ms: float = 0.0):
         self.inner, self.max_batch, self.gather_s = inner, max_batch, gather_ms / 1000
         self._cond = threading.Condition()
-        self._pending: list[tuple[tuple, np.ndarray, dict[str, Any]]] = []
+        self._pending: list[tuple[_SearchKey, np.ndarray, dict[str, Any]]] = []
         self._busy = False
         self.calls = 0  # searches sent to the index (the batching test and benchmark read it)
 
@@ -302,9 +315,10 @@ class BatchingIndex:
                     self._cond.notify_all()
         if "error" in slot:
             raise slot["error"]
-        return slot["result"]
+        result: list[tuple[np.ndarray, np.ndarray]] = slot["result"]
+        return result
 
-    def _run(self, key: tuple, batch: list[tuple[tuple, np.ndarray, dict[str, Any]]]) -> None:
+    def _run(self, key: _SearchKey, batch: list[tuple[_SearchKey, np.ndarray, dict[str, Any]]]) -> None:
         limit, expr, bought = key
         try:
             self.calls += 1

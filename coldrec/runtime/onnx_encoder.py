@@ -11,18 +11,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from coldrec.core.errors import ColdrecError
 from coldrec.data.datasets.fetch import sha256_of
 
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+
 CONFIG_NAME = "coldrec_onnx.json"
 MODEL_NAME = "model.onnx"
 
 
-def session(path: Path, threads: int | None = None, spinning: bool = False):
+def session(path: Path, threads: int | None = None, spinning: bool = False) -> InferenceSession:
     """An ONNX Runtime CPU session; spinning off (far faster when the CPU is shared)."""
     import onnxruntime as ort
 
@@ -89,6 +92,7 @@ class OnnxEncoder:
     def tokenize(self, texts: Sequence[str], max_length: int | None = None) -> dict[str, np.ndarray]:
         """The model's inputs (int64 arrays, padded to the longest text) exactly as ST tokenizes."""
         limit = int(max_length or self.max_seq_length)
+        assert self._fast is not None  # __init__ sets it or raises
         if self._limit != limit:
             self._fast.enable_truncation(max_length=limit, strategy="longest_first")
             self._limit = limit

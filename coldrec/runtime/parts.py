@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from coldrec.runtime.attributes import AttributePopularity
 from coldrec.runtime.recommender import TrainData
@@ -63,13 +64,14 @@ class ArrivalHistory:
 def utc_ns(at: Any) -> int:
     """A timestamp (naive = UTC) as nanoseconds since the epoch."""
     ts = pd.Timestamp(at)
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).value
+    ns: int = (ts.tz_localize("UTC") if ts.tzinfo is None else ts).value
+    return ns
 
 
 class CollaborativeParts:
     """Co-occurrence similarities and popularity priors for one set of training events."""
 
-    def __init__(self, knn_sim, session_sim, pop: np.ndarray, recent: np.ndarray, new: np.ndarray,
+    def __init__(self, knn_sim: sp.csr_matrix, session_sim: sp.csr_matrix, pop: np.ndarray, recent: np.ndarray, new: np.ndarray,
                  history: ArrivalHistory | None = None, attrs: AttributePopularity | None = None):
         self.knn_sim, self.session_sim, self.pop, self.recent, self.new = knn_sim, session_sim, pop, recent, new
         self.history = history or ArrivalHistory(np.zeros(0, np.int64), np.zeros(0, np.int64), len(pop))

@@ -6,7 +6,11 @@ it. Priors lift every top item alike, so they explain none of them unless nothin
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Protocol
+
 import numpy as np
+import scipy.sparse as sp
 
 from coldrec.runtime.attributes import like_you
 from coldrec.runtime.blend import COMPONENTS, PERSONAL_COMPONENTS
@@ -14,8 +18,15 @@ from coldrec.runtime.parts import CollaborativeParts, utc_ns
 from coldrec.runtime.recommender import Signals, TrainData
 
 
+class ComponentRows(Protocol):
+    """A blend component's scores, read as ``comps[c][0, item]``: the scorer's dense (profiles x
+    items) array, or the candidate ranker's row over its candidates."""
+
+    def __getitem__(self, key: tuple[int, int], /) -> float: ...
+
+
 def explain(data: TrainData, parts: CollaborativeParts, item_vecs: np.ndarray, history: int, profile: Signals,
-            item: int, comps: dict[str, np.ndarray], w: dict[str, float], text_vec: np.ndarray | None,
+            item: int, comps: Mapping[str, ComponentRows], w: dict[str, float], text_vec: np.ndarray | None,
             seeds: tuple[np.ndarray, np.ndarray] | None) -> str:
     """The reason for ``item`` given the blend's components for this one profile (row 0)."""
     contrib = {c: w.get(c, 0.0) * comps[c][0, item] for c in COMPONENTS if w.get(c)}
@@ -40,7 +51,7 @@ def explain(data: TrainData, parts: CollaborativeParts, item_vecs: np.ndarray, h
             sims = {f"similar to '{titles.iat[j]}'": float(item_vecs[j] @ item_vecs[item]) for j in known}
             if text_vec is not None:
                 sims[f"matches {asked}"] = float(text_vec @ item_vecs[item])
-            return max(sims, key=sims.get)
+            return max(sims, key=sims.__getitem__)
         elif driver == "new":
             return "new arrival"
         elif driver == "recent":
@@ -55,7 +66,7 @@ def explain(data: TrainData, parts: CollaborativeParts, item_vecs: np.ndarray, h
     return f"bought by {buyers} shopper{'s' if buyers != 1 else ''}" if buyers else "new arrival"
 
 
-def entry(m, i: int, j: int) -> float:
+def entry(m: sp.csr_matrix, i: int, j: int) -> float:
     """``m[i, j]`` of a CSR matrix without scipy's indexing machinery (~40 us a call, ten items with
     three sources each per request): one binary search in row i (indices sorted, else a scan)."""
     lo, hi = m.indptr[i], m.indptr[i + 1]

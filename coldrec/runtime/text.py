@@ -10,14 +10,15 @@ import pandas as pd
 def item_texts(items: pd.DataFrame, template: str, max_chars: int) -> list[str]:
     """Fill the template per item; empty fields and their separators disappear."""
     fields = [f.split("}")[0] for f in template.split("{")[1:]]
-    cols = {f: items[f].astype(object).where(items[f].notna(), "").astype(str) if f in items.columns else None
+    cols: dict[str, pd.Series | None] = {f: items[f].astype(object).where(items[f].notna(), "").astype(str) if f in items.columns else None
             for f in fields}
     out = []
     for i in range(len(items)):
         parts = []
         for piece in template.split("{")[1:]:
             name, sep = piece.split("}", 1)
-            val = cols[name].iat[i].strip() if cols[name] is not None else ""
+            col = cols[name]
+            val = col.iat[i].strip() if col is not None else ""
             if val:
                 parts.append(val + sep)
         text = "".join(parts).strip().rstrip(".").strip()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,8 @@ ITEM_VECTORS = "item_vectors.npy"
 FILES = (ENCODER_DIR, ITEM_VECTORS, "items.parquet", "collab.npz", "weights.json", "metadata.json")
 SERVING_FILES = (ITEM_VECTORS, "items.parquet", "collab.npz", "weights.json", "metadata.json", INT8_DIR)
 
+_Model = TypeVar("_Model", bound=ColdrecRuntime)  # the runtime, or fit time's ColdrecModel subclass
+
 
 def check_files(d: Path, files: tuple[str, ...] = FILES) -> None:
     missing = [f for f in files if not (d / f).exists()]
@@ -48,7 +50,8 @@ def check_files(d: Path, files: tuple[str, ...] = FILES) -> None:
 def read_metadata(model_dir: str | Path) -> dict[str, Any]:
     d = Path(model_dir)
     try:
-        return json.loads((d / "metadata.json").read_text(encoding="utf-8"))
+        meta: dict[str, Any] = json.loads((d / "metadata.json").read_text(encoding="utf-8"))
+        return meta
     except FileNotFoundError:
         raise ColdrecError(f"{d}: not a coldrec model version (missing metadata.json)") from None
     except (OSError, ValueError) as exc:
@@ -65,7 +68,7 @@ def version_params(meta: dict[str, Any], params: dict[str, Any] | None = None) -
     return with_overrides(params, meta.get("params") or {})
 
 
-def read_into(model: ColdrecRuntime, model_dir: str | Path, meta: dict[str, Any]) -> ColdrecRuntime:
+def read_into(model: _Model, model_dir: str | Path, meta: dict[str, Any]) -> _Model:
     """Fill ``model`` with a version's catalogue, collaborative parts, weights and fp32 item vectors
     (no encoder: the caller attaches one); ``meta``: its :func:`read_metadata`. A missing or
     corrupt file is a clear error."""
@@ -117,7 +120,7 @@ def load_int8(d: str | Path, n_items: int, threads: int | None = None, spinning:
     return enc, vecs
 
 
-def attach_int8(model: ColdrecRuntime, model_dir: str | Path, params: dict[str, Any]) -> ColdrecRuntime:
+def attach_int8(model: _Model, model_dir: str | Path, params: dict[str, Any]) -> _Model:
     """Serve from the version's int8 encoder: ``st`` and ``item_vecs`` become the int8 ones (the fp32
     encoder, when one was attached, is kept as ``st_fp32`` and its vectors as ``item_vecs_fp32``)."""
     q = typed(params).quantize

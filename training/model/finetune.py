@@ -130,7 +130,8 @@ class FinetuneResult:
 
 def sample_batch(seqs: list[np.ndarray], rng: np.random.Generator, cfg: FinetuneParams):
     """B examples: (history item indices oldest-first, one later target item index)."""
-    hist, targets = [], []
+    hist: list[np.ndarray] = []
+    targets: list[int] = []
     while len(targets) < cfg.batch_size:
         s = seqs[int(rng.integers(len(seqs)))]
         k = int(rng.integers(1, min(cfg.history, len(s) - 1) + 1))

@@ -143,9 +143,9 @@ class ColdrecModel(ColdrecRuntime):
             tuned[bucket] = {"weights": best_w, "val_ndcg@10": round(best, 4), "users": len(cases)}
         for b in range(1, 6):  # borrow from the nearest tuned bucket below, then above
             if str(b) not in tuned:
-                near = [str(x) for x in sorted(range(1, 6), key=lambda x: (abs(x - b), x)) if str(x) in tuned]
-                if near:
-                    self.weights[str(b)] = dict(self.weights[near[0]])
+                nearest = [str(x) for x in sorted(range(1, 6), key=lambda x: (abs(x - b), x)) if str(x) in tuned]
+                if nearest:
+                    self.weights[str(b)] = dict(self.weights[nearest[0]])
         self.report["blend"] = tuned
 
     def _coordinate_ascent(self, names, comps, targets, excluded, start):

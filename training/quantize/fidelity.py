@@ -62,8 +62,9 @@ def fidelity_report(fp32: np.ndarray, int8: np.ndarray, texts: Sequence[str], mi
 
 def _html(rep: dict[str, Any], cos: np.ndarray) -> str:
     e = html.escape
-    rows = [(k, rep[k]) for k in ("n_texts", "mean_cosine", "min_cosine", "p01_cosine", "p50_cosine", "share_below_0_99",
-                                   "neighbour_overlap@10", "size_ratio", "passed") if k in rep]
+    rows: list[tuple[str, Any]] = [
+        (k, rep[k]) for k in ("n_texts", "mean_cosine", "min_cosine", "p01_cosine", "p50_cosine", "share_below_0_99",
+                              "neighbour_overlap@10", "size_ratio", "passed") if k in rep]
     rows += [(f"size {k} (MB)", v / 1e6) for k, v in rep.get("size_bytes", {}).items()]
     fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else e(str(v))  # noqa: E731
     table = "".join(f"<tr><th>{e(str(k))}</th><td>{fmt(v)}</td></tr>" for k, v in rows)
