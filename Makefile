@@ -47,7 +47,12 @@ run: install
 	$(BIN)/coldrec serve --detach --port $(PORT)
 	@echo '$$ curl -s -X POST http://127.0.0.1:$(PORT)/recommend -H "Content-Type: application/json" -d '"'"'$(SAMPLE)'"'"
 	@curl -sf -X POST http://127.0.0.1:$(PORT)/recommend -H "Content-Type: application/json" -d '$(SAMPLE)' | $(BIN)/python -m json.tool
-	@echo "the service is up on http://127.0.0.1:$(PORT) (stop it: make stop); models: .venv/bin/coldrec models list"
+	@echo ""
+	@echo "the service is up (stop it: make stop):"
+	@echo "  web page   http://127.0.0.1:$(PORT)/ui/   try it as a new shopper; the model versions and their gate results"
+	@echo "  API docs   http://127.0.0.1:$(PORT)/      Swagger UI (OpenAPI spec: /docs.json)"
+	@echo "  models     .venv/bin/coldrec models list"
+	@echo "  the code   docs/architecture.md"
 
 # Stop the service `make run` left running.
 stop: install

@@ -18,11 +18,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from coldrec.runtime.recommender import Signals
+
+if TYPE_CHECKING:
+    from coldrec.runtime.scorer import ColdrecRuntime
 
 log = logging.getLogger(__name__)
 _WORD = re.compile(r"[a-z][a-z'-]{2,}")
@@ -43,18 +46,18 @@ class BuiltProfile:
     ignored_items: list[str]  # the caller's item ids the catalogue does not have, in the order given
     ignored_attributes: list[str]  # "key=value" no training shopper had
     known_attributes: list[tuple[str, str]]  # the (key, value) pairs the attribute component scores
-    model: Any = field(repr=False, compare=False)
+    model: ColdrecRuntime = field(repr=False, compare=False)
 
     @cached_property
     def vector(self) -> np.ndarray:
-        return self.model._user_vectors(self.model.train, [self.signals])[0]
+        return np.asarray(self.model._user_vectors(self.model.train, [self.signals])[0])
 
     @cached_property
     def readable(self) -> dict[str, Any]:
         return describe(self.model, self.signals, self.ignored_items, self.ignored_attributes)
 
 
-def build_profile(model, items: Sequence[str] = (), event_types: Sequence[str] = (), queries: Sequence[str] = (),
+def build_profile(model: ColdrecRuntime, items: Sequence[str] = (), event_types: Sequence[str] = (), queries: Sequence[str] = (),
                   interests: Sequence[str] = (), attributes: dict[str, Any] | None = None, *,
                   earlier_items: Sequence[str] = (), earlier_types: Sequence[str] = (),
                   warn: bool = True) -> BuiltProfile:
@@ -85,7 +88,7 @@ def build_profile(model, items: Sequence[str] = (), event_types: Sequence[str] =
     return BuiltProfile(profile, unknown, unused, known, model)
 
 
-def describe(model, profile: Signals, ignored: Sequence[str] = (), ignored_attributes: Sequence[str] = ()
+def describe(model: ColdrecRuntime, profile: Signals, ignored: Sequence[str] = (), ignored_attributes: Sequence[str] = ()
              ) -> dict[str, Any]:
     data = model.train
     cat = data.items.set_index("item_id")
