@@ -37,13 +37,13 @@ def shopper(s: Served, req: ShopperSignals, stored: dict[str, Any] | None) -> Sh
     earlier_items: list[Any] = []
     earlier_types: list[Any] = []
     if stored:
-        # NOTE: the stored lists are newest first (coldrec.feature_store.user_state.apply_event), Signals
-        # oldest first, so [-1] is the oldest stored query and stored items keep newest-first order here;
-        # kept exactly as served before the engine was split (a behaviour-preserving change)
-        earlier_items = list(stored.get("recent_item_ids") or [])
-        earlier_types = list(stored.get("recent_event_types") or [])
+        # the stored lists are newest first (coldrec.feature_store.user_state.apply_event), Signals
+        # oldest first: reversed, the newest stored item gets the most recency weight, and the
+        # newest stored query is the one used
+        earlier_items = list(reversed(stored.get("recent_item_ids") or []))
+        earlier_types = list(reversed(stored.get("recent_event_types") or []))
         if not queries and stored.get("recent_queries"):
-            queries = [str(stored["recent_queries"][-1])]
+            queries = [str(stored["recent_queries"][0])]
     built = build_profile(s.model, [r.item_id for r in req.recent_items], [r.event_type for r in req.recent_items],
                           queries, req.interests, req.attributes, earlier_items=earlier_items,
                           earlier_types=earlier_types, warn=False)

@@ -17,7 +17,7 @@ import yaml
 from tests.conftest import ROOT, SHARED, params_with
 from tests.unit.test_model import TINY_OVERRIDES
 
-SLICE_ROWS = 30000  # about six weeks of the shop (Dec 2010 - mid Jan 2011)
+SLICE_ROWS = 30000  # the shop's first two weeks (1-14 Dec 2010)
 LINKED = ("coldrec", "serving", "training", "dags", "expectations", "features", "pyproject.toml", "README.md",
           "requirements.lock")
 FAST = {"evaluation": {"bootstrap": 0, "methods": ["popularity", "coldrec"]},

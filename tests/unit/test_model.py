@@ -443,3 +443,24 @@ def test_weight_search_ndcg_matches_the_evaluation_metric():
         slow = np.mean([user_metrics(top_n(s[r], t, 10, e), t, 10).ndcg
                         for r, (t, e) in enumerate(zip(targets, excluded)) if len(t)])
         assert scorer(s.copy()) == pytest.approx(slow, abs=1e-9)
+
+
+def test_a_known_shoppers_stored_state_enters_oldest_first(fitted):
+    """Feast stores a shopper's recent items and queries newest first; Signals are oldest first
+    (the last item weighs most). The service once read the stored lists as they are: the oldest
+    stored item weighed most and the oldest query was used."""
+    from types import SimpleNamespace
+
+    from serving.requests import shopper
+    from serving.schemas import ShopperSignals
+
+    stored = {"recent_item_ids": ["i3", "i2", "i1"], "recent_event_types": ["purchase", "view", "view"],
+              "recent_queries": ["lamp", "garden thing"], "n_events": 5}
+    who = shopper(SimpleNamespace(model=fitted), ShopperSignals.model_validate({"user_id": "u"}), stored)
+    assert who.built.signals.items == ["i1", "i2", "i3"]
+    assert who.built.signals.event_types == ["view", "view", "purchase"]
+    assert who.built.signals.query == "lamp" and "search 'lamp'" in who.built.readable["based_on"]
+    assert who.strategy == "known_user"
+    with_request = shopper(SimpleNamespace(model=fitted),
+                           ShopperSignals.model_validate({"user_id": "u", "recent_items": ["i4"], "query": "toys"}), stored)
+    assert with_request.built.signals.items == ["i1", "i2", "i3", "i4"] and with_request.built.signals.query == "toys"
