@@ -19,11 +19,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 def pytest_sessionfinish(session, exitstatus):
     """Stop the in-process Milvus Lite servers while pytest's streams are still open. Left to
     milvus_lite's own exit hook, they log "server stopped" into a stream pytest has closed by then,
-    and a clean run ends in five "--- Logging error ---" tracebacks."""
+    and a clean run ended in five "--- Logging error ---" tracebacks."""
+    import logging
     import sys
 
     manager = sys.modules.get("milvus_lite.server_manager")
     if manager is not None:
+        # quiet: one "server stopped" line per test collection would end the run (a handler some
+        # library installed during the session prints INFO to the terminal)
+        logging.getLogger(manager.__name__).setLevel(logging.WARNING)
         manager.server_manager_instance.release_all()
 
 
