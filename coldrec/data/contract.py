@@ -388,15 +388,20 @@ def canonical_events(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def canonical_items(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.reset_index(drop=True)
-    _require_columns(df, ITEM_REQUIRED, "items")
-    src, is_csv = df.attrs["source"], df.attrs["is_csv"]
-    ids = _id_column(df, "item_id")
+def _unique_ids(df: pd.DataFrame, column: str, what: str) -> pd.Series:
+    """A catalogue or user table's ids: clean, and each once (a repeated id names its first repeat)."""
+    ids = _id_column(df, column)
     dup = ids.duplicated()
     if dup.any():
         i = _first_bad(dup)
-        raise DataError(f"{_where(src, 'item_id', i, is_csv)}: duplicate item id {ids.iloc[i]!r}")
+        raise DataError(f"{_where(df.attrs['source'], column, i, df.attrs['is_csv'])}: duplicate {what} id {ids.iloc[i]!r}")
+    return ids
+
+
+def canonical_items(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.reset_index(drop=True)
+    _require_columns(df, ITEM_REQUIRED, "items")
+    ids = _unique_ids(df, "item_id", "item")
     out = pd.DataFrame({"item_id": ids})
     title = _text(df["title"])
     out["title"] = title.fillna("")
@@ -413,11 +418,7 @@ def canonical_items(df: pd.DataFrame) -> pd.DataFrame:
 def canonical_users(df: pd.DataFrame) -> pd.DataFrame:
     df = df.reset_index(drop=True)
     _require_columns(df, USER_REQUIRED, "users")
-    ids = _id_column(df, "user_id")
-    dup = ids.duplicated()
-    if dup.any():
-        i = _first_bad(dup)
-        raise DataError(f"{_where(df.attrs['source'], 'user_id', i, df.attrs['is_csv'])}: duplicate user id {ids.iloc[i]!r}")
+    ids = _unique_ids(df, "user_id", "user")
     out = pd.DataFrame({"user_id": ids})
     for col in df.columns:
         if col != "user_id":

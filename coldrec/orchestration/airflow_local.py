@@ -81,9 +81,9 @@ def _main() -> None:  # the child process
         except Exception as exc:  # noqa: BLE001 - e.g. a run parameter that fails its Param: one line, no traceback
             result["error"] = f"{a.dag}: {type(exc).__name__}: {exc}"
         else:
-            from coldrec.orchestration.retrain import dataset_name, report_dir
+            from coldrec.orchestration.retrain import dataset_name
 
-            report = report_dir(dataset_name(conf)) / "latest.json"
+            report = paths.pipeline_report_dir(dataset_name(conf)) / "latest.json"
             result = {"run_id": dr.run_id, "state": str(dr.state),
                       "report": json.loads(report.read_text(encoding="utf-8"))
                       if a.dag == DAG_ID and report.is_file() else None}

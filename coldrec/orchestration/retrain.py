@@ -47,8 +47,7 @@ def source(conf: dict[str, Any] | str | None) -> stages.Source:
 
 
 def dataset_name(conf: dict[str, Any] | str | None) -> str:
-    src = source(conf)
-    return src.dataset if src.dataset else Path(src.events).parent.name
+    return source(conf).name(load_params())
 
 
 def _model(dataset: str, version: str) -> Path:
@@ -136,10 +135,6 @@ def promote(conf: dict[str, Any] | str | None, version: str, gate_result: dict[s
 
 
 # ------------------------------------------------------------------------------------ report
-def report_dir(dataset: str) -> Path:
-    return paths.pipeline_report_dir(dataset)
-
-
 def write_report(dataset: str, run_id: str, results: dict[str, Any], states: dict[str, str]) -> dict[str, Any]:
     """The run's report (JSON + HTML): per-task state and seconds, the gate's comparison, the
     promotion decision. Written even when a task failed (it says which)."""
@@ -151,7 +146,7 @@ def write_report(dataset: str, run_id: str, results: dict[str, Any], states: dic
            "candidate": (results.get("train") or {}).get("version"),
            "gate": gate_result, "promotion": promo,
            "outcome": _outcome(states, promo, gate_result)}
-    out = report_dir(dataset)
+    out = paths.pipeline_report_dir(dataset)
     out.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
     doc["path"] = str(out / f"{safe}.json")

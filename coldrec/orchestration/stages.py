@@ -63,7 +63,7 @@ class Source:
         shipped dataset's prepared tables."""
         if self.events is not None:
             return (self.events, self.items, self.users)
-        return (paths.prepared_dir(self.dataset or typed(params).data.default_dataset),)
+        return (paths.prepared_dir(self.name(params)),)
 
 
 @dataclass
@@ -89,12 +89,12 @@ def _source(source: Source | str | None) -> Source:
     return Source(dataset=source) if isinstance(source, str) else source
 
 
-def _version(model: str | Path | None, params: dict[str, Any], dataset: str | None) -> Path:
+def _version(model: str | Path | None, dataset: str) -> Path:
     """The version a model stage works on: ``model`` (a version directory, or a models folder: its
     latest), else the dataset's latest trained version (the candidate, not production)."""
     if model:
         return paths.resolve_model(model, pointer=paths.LATEST)
-    return paths.latest_version(paths.models_dir(dataset or typed(params).data.default_dataset))
+    return paths.latest_version(paths.models_dir(dataset))
 
 
 def _timed(stage: str, fn) -> StageResult:
@@ -242,7 +242,7 @@ def quantize(source: Source | str | None = None, params: dict[str, Any] | None =
     from training.quantize.stage import quantize_version
 
     params = _params(params)
-    target = _version(model, params, _source(source).name(params))
+    target = _version(model, _source(source).name(params))
 
     def go() -> StageResult:
         rep = quantize_version(target, params)
@@ -286,7 +286,7 @@ def index(source: Source | str | None = None, params: dict[str, Any] | None = No
 
     params = _params(params)
     dataset = _source(source).name(params)
-    target = _version(model, params, dataset)
+    target = _version(model, dataset)
     uri = uri or paths.milvus_uri()
 
     def go() -> StageResult:
@@ -309,7 +309,7 @@ def bundle(source: Source | str | None = None, params: dict[str, Any] | None = N
 
     params = _params(params)
     dataset = _source(source).name(params)
-    target = _version(model, params, dataset)
+    target = _version(model, dataset)
 
     def go() -> StageResult:
         info = build_bento(target, dataset, settings().root)
@@ -331,7 +331,7 @@ def gate(source: Source | str | None = None, params: dict[str, Any] | None = Non
     def go() -> StageResult:
         ds = src.load(params)
         models = paths.models_dir(ds.name)
-        candidate = _version(model, params, ds.name)
+        candidate = _version(model, ds.name)
         production = paths.current_version(models) if (models / paths.CURRENT).is_file() else None
         report = judge(ds, params, candidate, production)
         f = write_report(report, Path(out) if out else paths.gate_dir(ds.name))
@@ -351,7 +351,7 @@ def register(source: Source | str | None = None, params: dict[str, Any] | None =
 
     params = _params(params)
     dataset = _source(source).name(params)
-    target = _version(model, params, dataset)
+    target = _version(model, dataset)
 
     def go() -> StageResult:
         f = paths.gate_dir(dataset) / f"{target.name}.json"
